@@ -1,0 +1,3 @@
+from edrys_relay.cli import main
+
+raise SystemExit(main())
