@@ -7,7 +7,7 @@ mirrors the table of limits below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -42,8 +42,36 @@ class Settings:
     """Send-buffer level above which a receiver counts as behind."""
     send_buffer_max: int = 64 * MiB
     """Send-buffer level at which a receiver is dropped at once."""
-    max_awareness_entries: int = 1024
+    max_awareness_entries: int = 8
+    """Entries in one incoming awareness update (a client sends its own state)."""
     max_awareness_state: int = 64 * KiB
+
+    # Security (docs/security.md: threat model, limits table, close codes)
+    auth_secrets: tuple[str, ...] = field(default=(), repr=False)
+    """Room-token secrets, newest first (it signs); none means access control is off."""
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins allowed on every WebSocket door; empty allows any (stock behaviour)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks whose X-Forwarded-For names the client."""
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    max_connections: int = 4096
+    """Open WebSocket connections; beyond it new ones are closed with 1013."""
+    max_connections_per_address: int = 1024
+    """Per client address; sized for a whole school behind one NAT address (threats.md V21)."""
+    message_rate: float = 200.0
+    """Average frames per second per connection; a connection over the bucket closes (1008)."""
+    message_burst: int = 400
+    awareness_rate: float = 20.0
+    """Awareness updates per second per connection; excess updates are dropped."""
+    awareness_burst: int = 100
+    """Edrys sends one awareness update per pupil for a class-wide message (protocols.md §5.6)."""
+    max_awareness_client_ids: int = 4
+    """Awareness client IDs one connection may speak for; others' IDs are never accepted."""
+    max_topics_per_connection: int = 32
+    max_subscribers_per_topic: int = 128
+    max_document_bytes: int = 32 * MiB
+    """Stored update bytes per room; an update beyond it closes its sender with 1009."""
 
     def public_url(self, scheme: str = "ws") -> str:
         """A URL for people to type: the bound host, or localhost for a wildcard bind."""

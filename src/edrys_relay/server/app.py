@@ -4,6 +4,11 @@
 from the request path (``protocol/routing.py``); plain HTTP requests are answered in
 ``process_request`` without an upgrade. Each connection then runs one short loop: receive a
 frame, hand it to its hub, close only this connection on a protocol error.
+
+Security (docs/security.md): before the upgrade, a foreign ``Origin`` gets 403 and a missing or
+invalid room token 401; after it, a connection over the total or per-address cap is shed with
+1013, every frame passes the guards of ``server/guard.py``, and a connection is closed with 1008
+when its token expires.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import MultipleValuesError
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -24,12 +30,18 @@ from edrys_relay import __version__
 from edrys_relay.config import Settings
 from edrys_relay.protocol.errors import ProtocolError, UnsupportedData
 from edrys_relay.protocol.routing import (
+    Route,
     SignalingRoute,
     StreamRoute,
     YjsRoute,
     route_request,
 )
-from edrys_relay.server import http
+from edrys_relay.security.addresses import client_address, parse_proxies
+from edrys_relay.security.origins import origin_allowed
+from edrys_relay.server import http, tls
+from edrys_relay.server.access import AccessControl, Grants, RedactingLogger, redacted_target
+from edrys_relay.server.guard import FrameRate, YjsGuard
+from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter, SecurityStats
 from edrys_relay.server.rooms import RoomHub
 from edrys_relay.server.topics import TopicHub
 from edrys_relay.server.transport import WebSocketPeer
@@ -37,6 +49,7 @@ from edrys_relay.server.transport import WebSocketPeer
 logger = logging.getLogger(__name__)
 
 SERVICE_RESTART = 1012
+TRY_AGAIN_LATER = 1013
 
 
 class RelayServer:
@@ -45,7 +58,19 @@ class RelayServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.rooms = RoomHub(settings)
-        self.topics = TopicHub()
+        self.access = AccessControl(settings)
+        self.stats = SecurityStats()
+        self.counter = ConnectionCounter(
+            settings.max_connections, settings.max_connections_per_address
+        )
+        self.owners = AwarenessOwners(settings.max_awareness_client_ids)
+        self._proxies = parse_proxies(settings.trusted_proxies)
+        self.topics = TopicHub(
+            show_client_count=not self.access.enabled,
+            require_subscription=self.access.enabled,
+            max_topics_per_connection=settings.max_topics_per_connection,
+            max_subscribers_per_topic=settings.max_subscribers_per_topic,
+        )
         self.static = http.StaticFiles.from_package()
         self.started_at = time.monotonic()
         self._server: Server | None = None
@@ -56,11 +81,17 @@ class RelayServer:
 
     async def __aenter__(self) -> RelayServer:
         s = self.settings
+        ssl_context = None
+        if s.tls_cert_file is not None and s.tls_key_file is not None:
+            ssl_context = tls.server_context(s.tls_cert_file, s.tls_key_file)
         self._server = await serve(
             self._handle,
             s.host,
             s.port,
+            ssl=ssl_context,
             process_request=self._process_request,
+            select_subprotocol=self.access.select_subprotocol,
+            logger=RedactingLogger(logging.getLogger("websockets.server")),
             max_size=max(s.max_message_yjs, s.max_message_signaling),
             ping_interval=s.ping_interval,
             ping_timeout=s.ping_interval,
@@ -130,11 +161,26 @@ class RelayServer:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return self._serve_http(request)
         try:
-            route_request(request.path, max_room_length=self.settings.max_room_name)
+            route = route_request(request.path, max_room_length=self.settings.max_room_name)
         except ProtocolError as exc:
-            logger.info("refused upgrade to %r: %s", request.path[:80], exc)
+            logger.info("refused upgrade to %r: %s", redacted_target(request.path), exc)
             return http.response(400, f"{exc}\n".encode())
+        if not self._origin_allowed(request):
+            self.stats.refused_origin += 1
+            logger.info("refused upgrade to %r: origin not allowed", redacted_target(request.path))
+            return http.response(403, b"origin not allowed\n")
+        if not self.access.admits(route, self.access.grants(request)):
+            self.stats.refused_token += 1
+            logger.info("refused upgrade to %r: no valid token", redacted_target(request.path))
+            return http.response(401, b"a valid room token is required\n")
         return None
+
+    def _origin_allowed(self, request: Request) -> bool:
+        try:
+            origin = request.headers.get("Origin")
+        except MultipleValuesError:
+            return False
+        return origin_allowed(origin, self.settings.allowed_origins)
 
     def _serve_http(self, request: Request) -> Response:
         path = request.path.partition("?")[0]
@@ -157,6 +203,7 @@ class RelayServer:
                 "signaling": self.topics.connection_count,
                 "total": len(self._server.connections) if self._server else 0,
             },
+            "security": {**self.stats.as_dict(), "topics_refused": self.topics.refused},
         }
 
     # -- connections --------------------------------------------------------------------------
@@ -167,23 +214,20 @@ class RelayServer:
         route = route_request(request.path, max_room_length=self.settings.max_room_name)
         peer = WebSocketPeer(connection, self.settings)
         address = _address(connection)
-        if isinstance(route, YjsRoute):
-            logger.info(
-                "%s open yjs room=%s userid=%s from %s",
-                peer.id,
-                route.room,
-                route.params.get("userid", "-"),
-                address,
-            )
-            await self._serve_yjs(connection, peer, route)
-        elif isinstance(route, SignalingRoute):
-            logger.info("%s open signaling from %s", peer.id, address)
-            await self._serve_signaling(connection, peer)
-        elif self._stream_handler is not None:
-            logger.info("%s open stream from %s", peer.id, address)
-            await self._stream_handler(connection, peer, route)
-        else:
-            await connection.close(1008, "stream relay not enabled")
+        client = self._client_address(connection, request)
+        if not self.counter.admit(client):
+            self.stats.shed += 1
+            logger.warning("%s shed with 1013: connection cap reached (from %s)", peer.id, client)
+            await connection.close(TRY_AGAIN_LATER, "try again later")
+            return
+        grants = self.access.grants(request)
+        expiry = self._close_on_expiry(connection, peer, grants)
+        try:
+            await self._dispatch(connection, peer, route, grants, address)
+        finally:
+            self.counter.release(client)
+            if expiry is not None:
+                expiry.cancel()
         logger.info(
             "%s closed code=%s reason=%s",
             peer.id,
@@ -191,22 +235,94 @@ class RelayServer:
             connection.close_reason or "-",
         )
 
+    async def _dispatch(
+        self,
+        connection: ServerConnection,
+        peer: WebSocketPeer,
+        route: Route,
+        grants: Grants,
+        address: str,
+    ) -> None:
+        if isinstance(route, YjsRoute):
+            read_only = self.access.enabled and not grants.can_write(route.room)
+            logger.info(
+                "%s open yjs room=%s userid=%s%s from %s",
+                peer.id,
+                route.room,
+                route.params.get("userid", "-"),
+                " read-only" if read_only else "",
+                address,
+            )
+            await self._serve_yjs(connection, peer, route, read_only)
+        elif isinstance(route, SignalingRoute):
+            logger.info("%s open signaling from %s", peer.id, address)
+            allowed = frozenset(grants.rooms) if self.access.enabled else None
+            await self._serve_signaling(connection, peer, allowed)
+        elif self._stream_handler is not None:
+            logger.info("%s open stream from %s", peer.id, address)
+            await self._stream_handler(connection, peer, route)
+        else:
+            await connection.close(1008, "stream relay not enabled")
+
+    def _client_address(self, connection: ServerConnection, request: Request) -> str:
+        remote = connection.remote_address
+        peer_ip = str(remote[0]) if remote else "-"
+        return client_address(peer_ip, request.headers.get_all("X-Forwarded-For"), self._proxies)
+
+    def _close_on_expiry(
+        self, connection: ServerConnection, peer: WebSocketPeer, grants: Grants
+    ) -> asyncio.TimerHandle | None:
+        """Close the connection when its first token runs out (threats.md A7)."""
+        expires = grants.expires
+        if expires is None:
+            return None
+
+        def expire() -> None:
+            self.stats.tokens_expired += 1
+            logger.info("%s token expired, closing with 1008", peer.id)
+            peer.close(1008, "token expired")
+
+        delay = max(0.0, expires - time.time())
+        return asyncio.get_running_loop().call_later(delay, expire)
+
     async def _serve_yjs(
-        self, connection: ServerConnection, peer: WebSocketPeer, route: YjsRoute
+        self, connection: ServerConnection, peer: WebSocketPeer, route: YjsRoute, read_only: bool
     ) -> None:
         connection.protocol.max_message_size = self.settings.max_message_yjs
         room = self.rooms.join(route.room, peer)
-        try:
-            await _receive_loop(connection, peer, lambda frame: _binary(room.receive, peer, frame))
-        finally:
-            self.rooms.leave(room, peer)
-
-    async def _serve_signaling(self, connection: ServerConnection, peer: WebSocketPeer) -> None:
-        connection.protocol.max_message_size = self.settings.max_message_signaling
-        self.topics.connect(peer)
-        max_topic = self.settings.max_topic_length
+        guard = YjsGuard(
+            room=room,
+            peer_id=peer.id,
+            read_only=read_only,
+            settings=self.settings,
+            owners=self.owners,
+            stats=self.stats,
+            notify=peer.send,
+        )
 
         def on_frame(frame: str | bytes) -> None:
+            if isinstance(frame, str):
+                raise UnsupportedData("text frame on the Yjs door")
+            checked = guard.check(frame)
+            if checked is not None:
+                room.receive(peer, checked)
+
+        try:
+            await _receive_loop(connection, peer, on_frame)
+        finally:
+            self.rooms.leave(room, peer)
+            self.owners.release(room.name, peer.id)
+
+    async def _serve_signaling(
+        self, connection: ServerConnection, peer: WebSocketPeer, allowed: frozenset[str] | None
+    ) -> None:
+        connection.protocol.max_message_size = self.settings.max_message_signaling
+        self.topics.connect(peer, allowed)
+        max_topic = self.settings.max_topic_length
+        rate = FrameRate(self.settings, self.stats, time.monotonic)
+
+        def on_frame(frame: str | bytes) -> None:
+            rate.check()
             if not isinstance(frame, str):
                 raise UnsupportedData("binary frame on the signaling door")
             self.topics.receive(peer, frame, max_topic_length=max_topic)
@@ -218,14 +334,6 @@ class RelayServer:
 
 
 StreamHandler = Callable[[ServerConnection, WebSocketPeer, StreamRoute], Awaitable[None]]
-
-
-def _binary(
-    receive: Callable[[WebSocketPeer, bytes], None], peer: WebSocketPeer, frame: str | bytes
-) -> None:
-    if isinstance(frame, str):
-        raise UnsupportedData("text frame on the Yjs door")
-    receive(peer, frame)
 
 
 async def _receive_loop(
@@ -252,4 +360,4 @@ def _address(connection: ServerConnection) -> str:
     return f"{remote[0]}:{remote[1]}" if remote else "-"
 
 
-__all__ = ["SERVICE_RESTART", "RelayServer", "StreamHandler"]
+__all__ = ["SERVICE_RESTART", "TRY_AGAIN_LATER", "RelayServer", "StreamHandler"]

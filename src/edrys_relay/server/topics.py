@@ -3,6 +3,11 @@
 Set semantics for subscriptions; a publish goes, serialised once, to every subscriber of its
 topic including the publisher; everything of a connection is removed when it closes, and
 empty topics are deleted so the topic map tracks live topics only.
+
+Limits (threats.md V11, B11): topics per connection and subscribers per topic are capped; a
+subscription over a cap, or to a topic the connection holds no token for, is refused (not
+made, counted, the rest of the frame still applies). With access control on, a connection may
+only publish to topics it is subscribed to, and ``clients`` counts are not sent.
 """
 
 from __future__ import annotations
@@ -21,13 +26,24 @@ class TopicHub:
     """Who is subscribed to what."""
 
     show_client_count: bool = True
+    require_subscription: bool = False
+    """Refuse publishes to topics the sender is not subscribed to."""
+    max_topics_per_connection: int = 32
+    max_subscribers_per_topic: int = 128
     topics: dict[str, set[Peer]] = field(default_factory=dict)
     subscriptions: dict[Peer, set[str]] = field(default_factory=dict)
+    allowed: dict[Peer, frozenset[str]] = field(default_factory=dict)
+    refused: int = 0
+    """Subscriptions and publishes refused by a cap or for lack of a token."""
 
-    def connect(self, peer: Peer) -> None:
+    def connect(self, peer: Peer, allowed: frozenset[str] | None = None) -> None:
+        """Register a connection; ``allowed`` restricts the topics it may join (None: any)."""
         self.subscriptions[peer] = set()
+        if allowed is not None:
+            self.allowed[peer] = allowed
 
     def disconnect(self, peer: Peer) -> None:
+        self.allowed.pop(peer, None)
         for topic in self.subscriptions.pop(peer, set()):
             self._remove(topic, peer)
 
@@ -39,7 +55,7 @@ class TopicHub:
         """
         message = signaling.decode_signaling(text, max_topic_length=max_topic_length)
         if isinstance(message, signaling.Publish):
-            self.publish(message)
+            self.publish(peer, message)
         elif isinstance(message, signaling.Subscribe):
             self.subscribe(peer, message.topics)
         elif isinstance(message, signaling.Unsubscribe):
@@ -49,8 +65,21 @@ class TopicHub:
 
     def subscribe(self, peer: Peer, topics: tuple[str, ...]) -> None:
         mine = self.subscriptions.setdefault(peer, set())
+        allowed = self.allowed.get(peer)
         for topic in topics:
-            self.topics.setdefault(topic, set()).add(peer)
+            if topic in mine:
+                continue
+            members = self.topics.get(topic, set())
+            if (
+                (allowed is not None and topic not in allowed)
+                or len(mine) >= self.max_topics_per_connection
+                or len(members) >= self.max_subscribers_per_topic
+            ):
+                self.refused += 1
+                logger.info("%s subscription refused (no token or over a cap)", peer.id)
+                continue
+            self.topics[topic] = members
+            members.add(peer)
             mine.add(topic)
 
     def unsubscribe(self, peer: Peer, topics: tuple[str, ...]) -> None:
@@ -60,7 +89,10 @@ class TopicHub:
                 mine.discard(topic)
                 self._remove(topic, peer)
 
-    def publish(self, message: signaling.Publish) -> None:
+    def publish(self, sender: Peer, message: signaling.Publish) -> None:
+        if self.require_subscription and message.topic not in self.subscriptions.get(sender, ()):
+            self.refused += 1
+            return
         receivers = self.topics.get(message.topic)
         if not receivers:
             return

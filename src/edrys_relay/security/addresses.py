@@ -1,0 +1,52 @@
+"""Which client address a connection counts against (threats.md V21 and A11).
+
+``X-Forwarded-For`` is honoured only when the TCP peer is a configured trusted proxy; the client
+is then the right-most address in the header that is not itself a trusted proxy (everything to
+the left of it was written by the client and can be forged).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_proxies(specs: tuple[str, ...]) -> tuple[Network, ...]:
+    """Parse ``--trusted-proxy`` values (addresses or CIDR networks).
+
+    Raises:
+        ValueError: a value that is neither.
+    """
+    return tuple(ipaddress.ip_network(spec, strict=False) for spec in specs)
+
+
+def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_address(peer: str, forwarded_for: list[str], proxies: tuple[Network, ...]) -> str:
+    """The address to account a connection to.
+
+    Args:
+        peer: the TCP peer address.
+        forwarded_for: every ``X-Forwarded-For`` header value, in order.
+        proxies: trusted proxy networks.
+    """
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+    for hop in reversed(hops[-16:]):  # a bounded walk: no real chain has more hops
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage from the proxy chain: count it against the proxy
+    return peer
+
+
+__all__ = ["Network", "client_address", "parse_proxies"]
