@@ -8,7 +8,10 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from edrys_relay import __version__
 from edrys_relay.config import Settings
@@ -27,12 +30,29 @@ SERVE_EPILOG = """\
 environment variables (a flag wins over its variable):
   HOST   address to bind (default 0.0.0.0)
   PORT   port to listen on (default 1234)
+  SSL_KEY, SSL_CERT     TLS key and certificate files (both set: HTTPS/WSS)
+  EDRYS_RELAY_SECRET    room-token secret (turns access control on)
+  EDRYS_RELAY_DATA_DIR  where --ssl keeps its self-signed certificate (default ./edrys-data)
 
 examples:
   edrys-relay serve                      listen on 0.0.0.0:1234
   edrys-relay serve --port=8080          flags accept --flag value and --flag=value
   HOST=127.0.0.1 edrys-relay serve       only this machine can connect
+  edrys-relay serve --ssl                HTTPS/WSS with a self-signed certificate
+  edrys-relay serve --ssl-key=k.pem --ssl-cert=c.pem --allowed-origin=https://school.example
 """
+
+TOKEN_EPILOG = """\
+The token goes into the client's URL as ?token=... (y-websocket: params: {token}) or into a
+WebSocket subprotocol "yauth-<token>". Give pupils --read-only tokens to let them watch.
+
+examples:
+  EDRYS_RELAY_SECRET=... edrys-relay token ROOM --ttl 2h
+  edrys-relay token ROOM --ttl 45m --read-only --auth-secret=...
+"""
+
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_TTL_SECONDS = 366 * 86400
 
 _DEFAULTS = Settings()
 
@@ -88,8 +108,144 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="log verbosity (env LOG_LEVEL; default %(default)s)",
     )
+    _add_security_flags(serve)
     serve.set_defaults(run=_serve)
+    _add_token_command(commands)
     return parser
+
+
+def _add_security_flags(serve: argparse.ArgumentParser) -> None:
+    """TLS, access control, origins and proxies (docs/security.md)."""
+    group = serve.add_argument_group("security")
+    group.add_argument(
+        "--ssl",
+        "--https",
+        action="store_true",
+        help="serve HTTPS/WSS; without --ssl-key/--ssl-cert a self-signed certificate is made",
+    )
+    group.add_argument("--ssl-key", default=os.environ.get("SSL_KEY"), help="TLS key (PEM)")
+    group.add_argument("--ssl-cert", default=os.environ.get("SSL_CERT"), help="TLS cert (PEM)")
+    group.add_argument(
+        "--cert-dir",
+        type=Path,
+        default=Path(os.environ.get("EDRYS_RELAY_DATA_DIR") or "edrys-data"),
+        help="data directory for the self-signed certificate (default %(default)s)",
+    )
+    _add_secret_flag(group)
+    group.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="browser origin allowed to connect, e.g. https://school.example (repeatable)",
+    )
+    group.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="reverse proxy (address or network) whose X-Forwarded-For is believed (repeatable)",
+    )
+
+
+def _add_secret_flag(parser: argparse.ArgumentParser | Any) -> None:
+    parser.add_argument(
+        "--auth-secret",
+        action="append",
+        default=[],
+        metavar="SECRET",
+        help="room-token secret, turns access control on; repeat to accept an older one during"
+        " a rotation, newest first (env EDRYS_RELAY_SECRET)",
+    )
+
+
+def _add_token_command(commands: Any) -> None:
+    """``edrys-relay token ROOM --ttl 2h [--read-only | --source]``."""
+    token = commands.add_parser(
+        "token",
+        help="mint a room token",
+        description="Print a token that admits its holder to one room for a limited time.",
+        epilog=TOKEN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    token.add_argument("room", help="room name (the Yjs document name / signaling topic)")
+    token.add_argument("--ttl", default="2h", help="lifetime: 90s, 45m, 2h, 7d (default 2h)")
+    role = token.add_mutually_exclusive_group()
+    role.add_argument("--read-only", action="store_true", help="may watch, not change")
+    role.add_argument("--source", action="store_true", help="may be the room's video source")
+    _add_secret_flag(token)
+    token.set_defaults(run=_token)
+
+
+def _secrets(args: argparse.Namespace) -> tuple[str, ...]:
+    env = os.environ.get("EDRYS_RELAY_SECRET")
+    return tuple(args.auth_secret) or ((env,) if env else ())
+
+
+def parse_ttl(text: str) -> int:
+    """Seconds in ``90``, ``90s``, ``45m``, ``2h`` or ``7d``."""
+    unit = _TTL_UNITS.get(text[-1:].lower())
+    number = text[:-1] if unit else text
+    if not number.isdigit():
+        raise ValueError(f"--ttl {text!r} is not a duration such as 90s, 45m, 2h or 7d")
+    seconds = int(number) * (unit or 1)
+    if not 0 < seconds <= MAX_TTL_SECONDS:
+        raise ValueError(f"--ttl must be between 1 second and {MAX_TTL_SECONDS // 86400} days")
+    return seconds
+
+
+def _token(args: argparse.Namespace) -> int:
+    from edrys_relay.protocol.errors import ProtocolError
+    from edrys_relay.protocol.routing import validate_room_name
+    from edrys_relay.security.tokens import Role, TokenSigner
+
+    secrets = _secrets(args)
+    if not secrets:
+        print("edrys-relay: give --auth-secret or set EDRYS_RELAY_SECRET", file=sys.stderr)
+        return 2
+    try:
+        room = validate_room_name(args.room)
+        ttl = parse_ttl(args.ttl)
+        signer = TokenSigner(secrets)
+    except (ValueError, ProtocolError) as exc:
+        print(f"edrys-relay: {exc}", file=sys.stderr)
+        return 2
+    role = Role.READ if args.read_only else Role.SOURCE if args.source else Role.WRITE
+    print(signer.mint(room, role, now=int(time.time()), ttl_seconds=ttl))
+    return 0
+
+
+def _security_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings from the security flags.
+
+    Raises:
+        ValueError: unusable flags (the message is for people).
+    """
+    from edrys_relay.security.addresses import parse_proxies
+    from edrys_relay.security.origins import validate_origin
+    from edrys_relay.security.tokens import TokenSigner
+    from edrys_relay.server import tls
+
+    secrets = _secrets(args)
+    if secrets:
+        TokenSigner(secrets)  # refuses short secrets
+    origins = tuple(validate_origin(o) for o in args.allowed_origin)
+    parse_proxies(tuple(args.trusted_proxy))
+    cert, key = args.ssl_cert, args.ssl_key
+    if bool(cert) != bool(key):
+        raise ValueError("--ssl-key and --ssl-cert (or SSL_KEY and SSL_CERT) go together")
+    if args.ssl and not cert:
+        cert_path, key_path = tls.ensure_self_signed(args.cert_dir / "tls")
+        cert, key = str(cert_path), str(key_path)
+    if cert:
+        tls.server_context(cert, key)  # a bad file is a start-up error, not plain HTTP
+    return {
+        "auth_secrets": secrets,
+        "allowed_origins": origins,
+        "trusted_proxies": tuple(args.trusted_proxy),
+        "tls_cert_file": cert,
+        "tls_key_file": key,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,7 +263,16 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"edrys-relay: --port {args.port} is not a port number", file=sys.stderr)
         return 2
-    settings = Settings(host=args.host, port=args.port, room_idle_seconds=args.room_idle_seconds)
+    from edrys_relay.server.tls import TLSError
+
+    try:
+        security = _security_settings(args)
+    except (ValueError, TLSError) as exc:
+        print(f"edrys-relay: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings(
+        host=args.host, port=args.port, room_idle_seconds=args.room_idle_seconds, **security
+    )
     try:
         asyncio.run(_run(settings))
     except OSError as exc:
@@ -134,8 +299,9 @@ async def _run(settings: Settings) -> None:
 
 def _print_banner(settings: Settings, port: int) -> None:
     bound = Settings(host=settings.host, port=port)
-    ws_url = bound.public_url("ws")
-    http_url = bound.public_url("http")
+    secure = settings.tls_cert_file is not None
+    ws_url = bound.public_url("wss" if secure else "ws")
+    http_url = bound.public_url("https" if secure else "http")
     lines = [
         f"edrys-relay {__version__} listening on {settings.host}:{port}",
         "",
@@ -147,7 +313,11 @@ def _print_banner(settings: Settings, port: int) -> None:
     ]
     if settings.host in ("0.0.0.0", "::", ""):
         lines.append("  (other machines: use this machine's address instead of localhost)")
+    if settings.auth_secrets:
+        lines.append("  access control on: clients need a room token (edrys-relay token ROOM)")
+    if settings.allowed_origins:
+        lines.append(f"  allowed origins: {', '.join(settings.allowed_origins)}")
     print("\n".join(lines), flush=True)
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "parse_ttl"]

@@ -21,6 +21,17 @@ def parse_proxies(specs: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(spec, strict=False) for spec in specs)
 
 
+def _normal(address: str) -> str | None:
+    """The canonical text of an IP address (IPv4-mapped IPv6 as IPv4), or None."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
 def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
@@ -37,15 +48,14 @@ def client_address(peer: str, forwarded_for: list[str], proxies: tuple[Network, 
         forwarded_for: every ``X-Forwarded-For`` header value, in order.
         proxies: trusted proxy networks.
     """
+    peer = _normal(peer) or peer
     if not proxies or not _trusted(peer, proxies):
         return peer
     hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
     for hop in reversed(hops[-16:]):  # a bounded walk: no real chain has more hops
         if not _trusted(hop, proxies):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer  # garbage from the proxy chain: count it against the proxy
+            # garbage in the chain is counted against the proxy itself
+            return _normal(hop) or peer
     return peer
 
 

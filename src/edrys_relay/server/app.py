@@ -347,12 +347,25 @@ async def _receive_loop(
             on_frame(frame)
     except ProtocolError as exc:
         logger.warning("%s protocol error, closing with %d: %s", peer.id, exc.close_code, exc)
-        await connection.close(exc.close_code, exc.close_reason)
+        await _close_discarding(connection, exc.close_code, exc.close_reason)
     except ConnectionClosed:
         pass
     except Exception:
         logger.exception("%s internal error, closing with 1011", peer.id)
-        await connection.close(1011, "internal error")
+        await _close_discarding(connection, 1011, "internal error")
+
+
+async def _close_discarding(connection: ServerConnection, code: int, reason: str) -> None:
+    """Close, discarding what the peer still sends meanwhile.
+
+    A flooding peer fills the incoming queue, which pauses reading; its close frame would then
+    stay unread and the handshake would only end at ``close_timeout``.
+    """
+    closing = asyncio.create_task(connection.close(code, reason))
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in connection:  # bounded: ends when the close handshake completes
+            pass
+    await closing
 
 
 def _address(connection: ServerConnection) -> str:
