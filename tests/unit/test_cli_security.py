@@ -104,7 +104,7 @@ def test_self_signed_certificate_is_made_once_and_reused(tmp_path: Path) -> None
     assert cert_path.read_bytes() == first  # reused
     tls.server_context(str(cert_path), str(key_path))
     # a pair left inconsistent by a crash is replaced, not served
-    other_cert, other_key = tls.ensure_self_signed(tmp_path / "other")
+    _, other_key = tls.ensure_self_signed(tmp_path / "other")
     key_path.write_bytes(other_key.read_bytes())
     tls.ensure_self_signed(tmp_path)
     assert cert_path.read_bytes() != first
