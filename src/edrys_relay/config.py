@@ -70,6 +70,8 @@ class Settings:
     """Awareness client IDs one connection may speak for; others' IDs are never accepted."""
     max_topics_per_connection: int = 32
     max_subscribers_per_topic: int = 128
+    max_rooms: int = 10_000
+    """Loaded rooms; a connection that would open one more is shed with 1013 (A12)."""
     max_document_bytes: int = 32 * MiB
     """Stored update bytes per room; an update beyond it closes its sender with 1009."""
 

@@ -179,3 +179,37 @@ async def test_trickled_handshake_is_cut_at_open_timeout(start_relay: StartRelay
             assert await reader.read() == b""  # the server hung up
         await healthy.exchange()
     writer.close()
+
+
+async def test_room_cap_sheds_connections_that_would_open_a_new_room(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(max_rooms=1)
+    async with await open_ws(relay, "/one") as first:
+        await first.recv()
+        async with await open_ws(relay, "/two") as shed:
+            await closed_with(shed, 1013)
+        async with await open_ws(relay, "/one") as same_room:
+            assert isinstance(yjs.decode_message(await same_room.recv()), yjs.SyncStep1)
+    assert list(relay.rooms.rooms) == ["one"]
+
+
+async def test_a_class_behind_one_address_is_admitted(relay: RelayServer) -> None:
+    """threats.md A11: 36 clients from one NAT address, default limits."""
+    clients = [await open_ws(relay, "/nat-class") for _ in range(36)]
+    try:
+        for ws in clients:
+            assert isinstance(yjs.decode_message(await ws.recv()), yjs.SyncStep1)
+        assert relay.stats.shed == 0
+    finally:
+        for ws in clients:
+            await ws.close()
+
+
+async def test_invalid_utf8_text_on_signaling_closes_with_1007(relay: RelayServer) -> None:
+    """threats.md B7 (the WebSocket layer validates UTF-8 in text frames)."""
+    async with HealthyPair(relay) as healthy:
+        async with await open_ws(relay, "/") as bad:
+            await bad.send(b'{"type":"ping","x":"\xff"}', text=True)
+            await closed_with(bad, 1007)
+        await healthy.exchange()

@@ -244,6 +244,12 @@ class RelayServer:
         address: str,
     ) -> None:
         if isinstance(route, YjsRoute):
+            rooms = self.rooms.rooms
+            if route.room not in rooms and len(rooms) >= self.settings.max_rooms:
+                self.stats.shed += 1
+                logger.warning("%s shed with 1013: %d rooms loaded", peer.id, len(rooms))
+                await connection.close(TRY_AGAIN_LATER, "try again later")
+                return
             read_only = self.access.enabled and not grants.can_write(route.room)
             logger.info(
                 "%s open yjs room=%s userid=%s%s from %s",

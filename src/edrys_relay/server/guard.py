@@ -17,6 +17,7 @@ from edrys_relay.config import Settings
 from edrys_relay.protocol import yjs
 from edrys_relay.protocol.awareness import decode_awareness_update, encode_awareness_update
 from edrys_relay.protocol.errors import PolicyViolation
+from edrys_relay.protocol.lib0 import Decoder
 from edrys_relay.security.ratelimit import TokenBucket
 from edrys_relay.server.limits import AwarenessOwners, SecurityStats
 from edrys_relay.server.rooms import Room
@@ -77,11 +78,15 @@ class YjsGuard:
             ProtocolError: malformed or over the frame rate.
         """
         self._rate.check()
-        message = yjs.decode_message(frame)
-        if isinstance(message, yjs.SyncUpdate | yjs.SyncStep2):
-            return self._document_write(frame)
-        if isinstance(message, yjs.AwarenessMessage):
-            return self._awareness_update(frame, message.update)
+        # Peek at the envelope only: the room decodes the frame itself, and a document update
+        # can be megabytes that need not be copied here. Malformed frames fail in the room.
+        decoder = Decoder(frame)
+        kind = decoder.read_var_uint()
+        if kind == yjs.MessageType.SYNC:
+            if decoder.read_var_uint() in (yjs.SyncType.STEP2, yjs.SyncType.UPDATE):
+                return self._document_write(frame)
+        elif kind == yjs.MessageType.AWARENESS:
+            return self._awareness_update(frame, decoder.read_var_uint8array())
         return frame
 
     def _document_write(self, frame: bytes) -> bytes | None:
