@@ -10,20 +10,8 @@ from edrys_relay.protocol.anyenc import encode_any
 from edrys_relay.protocol.errors import InvalidPayload, MalformedMessage, MessageTooBig
 from edrys_relay.protocol.webrtc_crypto import decrypt, derive_key, encrypt, open_blob, seal
 
-SIGNAL = {
-    "to": "b",
-    "from": "a",
-    "type": "signal",
-    "token": 1700000000000.25,
-    "signal": {
-        "type": "candidate",
-        "candidate": {
-            "candidate": "candidate:1 1 udp 2122260223 10.233.0.1 50000 typ host",
-            "sdpMLineIndex": 0,
-            "sdpMid": "0",
-        },
-    },
-}
+from .test_anyenc import SIGNAL
+
 ROOM = "AbCdEfGhIjKlMnOp"
 KEY_HEX = "56c048d01cbec44bc4e06a8b1975eade1f5720d07341d5d6122844eacbc5a70f"  # §4.5
 ANNOUNCE = {"type": "announce", "from": "x"}

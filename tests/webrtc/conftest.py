@@ -189,7 +189,7 @@ def free_port() -> int:
 
 
 @dataclass
-class RelayServer:
+class RelayProcess:
     """A running ``python -m edrys_relay serve`` process."""
 
     process: subprocess.Popen[bytes]
@@ -214,7 +214,7 @@ class RelayServer:
                 self.process.wait(timeout=10)
 
 
-def _wait_for_port(server: RelayServer, timeout: float) -> None:
+def _wait_for_port(server: RelayProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -229,7 +229,7 @@ def _wait_for_port(server: RelayServer, timeout: float) -> None:
 
 
 @pytest.fixture
-def relay_server(tmp_path: Path) -> Iterator[RelayServer]:
+def relay_server(tmp_path: Path) -> Iterator[RelayProcess]:
     """Our server on 127.0.0.1 inside the namespace, from this checkout's ``src``."""
     port = free_port()
     log_path = tmp_path / "server.log"
@@ -241,7 +241,7 @@ def relay_server(tmp_path: Path) -> Iterator[RelayServer]:
         process = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
         )
-    server = RelayServer(process, port, log_path)
+    server = RelayProcess(process, port, log_path)
     try:
         _wait_for_port(server, timeout=20)
         yield server

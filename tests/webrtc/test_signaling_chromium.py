@@ -26,7 +26,7 @@ import pytest
 from edrys_relay.protocol.webrtc_crypto import decrypt, derive_key
 
 if TYPE_CHECKING:
-    from conftest import RelayServer
+    from .conftest import RelayProcess
 
 PASSWORD = "password"  # what Edrys-Lite always uses (§5.1)
 SYNC_TIMEOUT = 30.0
@@ -63,7 +63,7 @@ class Peer:
         return value
 
 
-async def diagnostics(peers: list[Peer], server: RelayServer) -> str:
+async def diagnostics(peers: list[Peer], server: RelayProcess) -> str:
     lines = []
     for peer in peers:
         try:
@@ -82,7 +82,7 @@ async def wait_until(
     check: Callable[[], Awaitable[bool]],
     what: str,
     peers: list[Peer],
-    server: RelayServer,
+    server: RelayProcess,
     seconds: float = SYNC_TIMEOUT,
 ) -> None:
     deadline = asyncio.get_running_loop().time() + seconds
@@ -105,7 +105,7 @@ def signaling_messages(frames: list[str | bytes]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("path", ["/", "/signaling"])
 async def test_two_chromium_providers_sync_over_webrtc(
-    relay_server: RelayServer, page_url: str, browser: Any, path: str
+    relay_server: RelayProcess, page_url: str, browser: Any, path: str
 ) -> None:
     room = "AbCdEfGhIjKlMnOp" + uuid.uuid4().hex[:8]
     signaling_url = f"ws://127.0.0.1:{relay_server.port}{path}"
