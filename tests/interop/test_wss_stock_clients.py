@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import time
 from pathlib import Path
 
-import pytest
-
 from edrys_relay.security.tokens import Role, TokenSigner
 from tests.conftest import StartRelay
+from tests.interop.node_agent import require_node_modules
 from tests.tlsca import make_test_pki
 
 INTEROP = Path(__file__).parent
 SECRET = "interop-secret-0123456789"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not (INTEROP / "node_modules" / "y-websocket").is_dir(),
-    reason="needs node and `npm ci` in tests/interop",
-)
-
 
 async def test_stock_clients_over_wss_with_tokens(start_relay: StartRelay, tmp_path: Path) -> None:
+    require_node_modules()
     pki = make_test_pki(tmp_path)
     relay = await start_relay(
         tls_cert_file=str(pki.cert_file), tls_key_file=str(pki.key_file), auth_secrets=(SECRET,)
