@@ -126,3 +126,9 @@ def test_redaction() -> None:
     assert redact("/?token=a,b&x=1") == "/?token=…&x=1"
     assert redacted_target("/room?token=secret") == "/room?…"
     assert redacted_target("/room") == "/room"
+
+
+def test_settings_do_not_print_their_secrets() -> None:
+    from edrys_relay.config import Settings
+
+    assert "hunter2-very-secret" not in repr(Settings(auth_secrets=("hunter2-very-secret",)))
