@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Close, Frame, Opcode
 
 from edrys_relay.protocol import yjs
 from edrys_relay.protocol.awareness import AwarenessEntry, encode_awareness_update
@@ -179,3 +181,27 @@ async def test_foreign_origin_gets_403_before_the_upgrade(
         pass
     assert relay.stats.refused_origin == 3
     assert relay.rooms.rooms.keys() <= {"room"}
+
+
+async def test_frames_after_expiry_are_dropped_while_closing(guarded: RelayServer) -> None:
+    """A client that ignores the close frame cannot keep writing (threats.md A7)."""
+    sock = socket.create_connection(("127.0.0.1", guarded.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(
+        (
+            f"GET /exp?token={token('exp', ttl=1)} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+    await wait_for(lambda: guarded.stats.tokens_expired == 1, timeout=10)
+    update = yjs.encode_sync_update(text_updates("too late")[0])
+    for frame in (Frame(Opcode.BINARY, update), Frame(Opcode.CLOSE, Close(1000, "").serialize())):
+        writer.write(frame.serialize(mask=True, extensions=[]))
+    async with asyncio.timeout(5):
+        while await reader.read(4096):  # until the server hangs up
+            pass
+    writer.close()
+    room = guarded.rooms.rooms.get("exp")
+    assert room is None or room.update_count == 0

@@ -11,6 +11,7 @@ and access logs. Query strings and subprotocol values are redacted from every lo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -74,6 +75,19 @@ class Grants:
     def expires(self) -> int | None:
         """When the first of these tokens runs out (the connection is closed then)."""
         return min((c.expires for cs in self.rooms.values() for c in cs), default=None)
+
+
+@dataclass(slots=True)
+class Lease:
+    """Whether a connection's tokens still hold (threats.md A7).
+
+    Once expired, frames still read while the closing handshake runs are dropped: RFC 6455
+    delivers data frames after a close frame was sent, and a client could keep writing until
+    ``close_timeout`` otherwise.
+    """
+
+    expired: bool = False
+    closing: asyncio.Task[None] | None = None
 
 
 class AccessControl:
@@ -148,6 +162,7 @@ __all__ = [
     "SUBPROTOCOL_PREFIX",
     "AccessControl",
     "Grants",
+    "Lease",
     "RedactingLogger",
     "redact",
     "redacted_target",

@@ -39,7 +39,13 @@ from edrys_relay.protocol.routing import (
 from edrys_relay.security.addresses import client_address, parse_proxies
 from edrys_relay.security.origins import origin_allowed
 from edrys_relay.server import http, tls
-from edrys_relay.server.access import AccessControl, Grants, RedactingLogger, redacted_target
+from edrys_relay.server.access import (
+    AccessControl,
+    Grants,
+    Lease,
+    RedactingLogger,
+    redacted_target,
+)
 from edrys_relay.server.guard import FrameRate, YjsGuard
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter, SecurityStats
 from edrys_relay.server.rooms import RoomHub
@@ -221,13 +227,16 @@ class RelayServer:
             await connection.close(TRY_AGAIN_LATER, "try again later")
             return
         grants = self.access.grants(request)
-        expiry = self._close_on_expiry(connection, peer, grants)
+        lease = Lease()
+        expiry = self._close_on_expiry(connection, peer, grants, lease)
         try:
-            await self._dispatch(connection, peer, route, grants, address)
+            await self._dispatch(connection, peer, route, grants, lease, address)
         finally:
             self.counter.release(client)
             if expiry is not None:
                 expiry.cancel()
+            if lease.closing is not None:
+                await lease.closing
         logger.info(
             "%s closed code=%s reason=%s",
             peer.id,
@@ -241,6 +250,7 @@ class RelayServer:
         peer: WebSocketPeer,
         route: Route,
         grants: Grants,
+        lease: Lease,
         address: str,
     ) -> None:
         if isinstance(route, YjsRoute):
@@ -259,11 +269,11 @@ class RelayServer:
                 " read-only" if read_only else "",
                 address,
             )
-            await self._serve_yjs(connection, peer, route, read_only)
+            await self._serve_yjs(connection, peer, route, read_only, lease)
         elif isinstance(route, SignalingRoute):
             logger.info("%s open signaling from %s", peer.id, address)
             allowed = frozenset(grants.rooms) if self.access.enabled else None
-            await self._serve_signaling(connection, peer, allowed)
+            await self._serve_signaling(connection, peer, allowed, lease)
         elif self._stream_handler is not None:
             logger.info("%s open stream from %s", peer.id, address)
             await self._stream_handler(connection, peer, route)
@@ -276,7 +286,7 @@ class RelayServer:
         return client_address(peer_ip, request.headers.get_all("X-Forwarded-For"), self._proxies)
 
     def _close_on_expiry(
-        self, connection: ServerConnection, peer: WebSocketPeer, grants: Grants
+        self, connection: ServerConnection, peer: WebSocketPeer, grants: Grants, lease: Lease
     ) -> asyncio.TimerHandle | None:
         """Close the connection when its first token runs out (threats.md A7)."""
         expires = grants.expires
@@ -286,13 +296,20 @@ class RelayServer:
         def expire() -> None:
             self.stats.tokens_expired += 1
             logger.info("%s token expired, closing with 1008", peer.id)
-            peer.close(1008, "token expired")
+            lease.expired = True
+            # close() ends the handshake, or aborts the connection after close_timeout
+            lease.closing = asyncio.create_task(connection.close(1008, "token expired"))
 
         delay = max(0.0, expires - time.time())
         return asyncio.get_running_loop().call_later(delay, expire)
 
     async def _serve_yjs(
-        self, connection: ServerConnection, peer: WebSocketPeer, route: YjsRoute, read_only: bool
+        self,
+        connection: ServerConnection,
+        peer: WebSocketPeer,
+        route: YjsRoute,
+        read_only: bool,
+        lease: Lease,
     ) -> None:
         connection.protocol.max_message_size = self.settings.max_message_yjs
         room = self.rooms.join(route.room, peer)
@@ -314,13 +331,17 @@ class RelayServer:
                 room.receive(peer, checked)
 
         try:
-            await _receive_loop(connection, peer, on_frame)
+            await _receive_loop(connection, peer, on_frame, lease)
         finally:
             self.rooms.leave(room, peer)
             self.owners.release(room.name, peer.id)
 
     async def _serve_signaling(
-        self, connection: ServerConnection, peer: WebSocketPeer, allowed: frozenset[str] | None
+        self,
+        connection: ServerConnection,
+        peer: WebSocketPeer,
+        allowed: frozenset[str] | None,
+        lease: Lease,
     ) -> None:
         connection.protocol.max_message_size = self.settings.max_message_signaling
         self.topics.connect(peer, allowed)
@@ -334,7 +355,7 @@ class RelayServer:
             self.topics.receive(peer, frame, max_topic_length=max_topic)
 
         try:
-            await _receive_loop(connection, peer, on_frame)
+            await _receive_loop(connection, peer, on_frame, lease)
         finally:
             self.topics.disconnect(peer)
 
@@ -346,11 +367,13 @@ async def _receive_loop(
     connection: ServerConnection,
     peer: WebSocketPeer,
     on_frame: Callable[[str | bytes], None],
+    lease: Lease,
 ) -> None:
     """Feed frames to ``on_frame`` until the connection ends; a bad frame closes only it."""
     try:
         async for frame in connection:
-            on_frame(frame)
+            if not lease.expired:
+                on_frame(frame)
     except ProtocolError as exc:
         logger.warning("%s protocol error, closing with %d: %s", peer.id, exc.close_code, exc)
         await _close_discarding(connection, exc.close_code, exc.close_reason)
