@@ -1,15 +1,17 @@
 // Stock clients over wss with a test CA (run with NODE_EXTRA_CA_CERTS=<ca.pem>).
-// Usage: node wss_clients.mjs <wss://host:port> <room> <token>
+// Usage: node wss_clients.mjs <wss://host:port> <room> <token> <read-only token>
 // 1. two y-websocket 3.0.0 providers sync a Y.Text, the token given as the "yauth-<token>"
 //    subprotocol (one) and as the "token" URL parameter (the other);
-// 2. two lib0 WebsocketClient signaling clients (what y-webrtc uses) subscribe and publish.
+// 2. a provider with the read-only token receives the text, then edits locally (the server
+//    must drop that; the Python side checks);
+// 3. two lib0 WebsocketClient signaling clients (what y-webrtc uses) subscribe and publish.
 // Prints "ok" and exits 0, or exits 1 after 15 s.
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { WebsocketClient } from 'lib0/websocket'
 
-const [url, room, token] = process.argv.slice(2)
+const [url, room, token, readToken] = process.argv.slice(2)
 globalThis.WebSocket = WebSocket
 setTimeout(() => { console.error('timeout'); process.exit(1) }, 15000)
 
@@ -30,6 +32,19 @@ await new Promise(resolve => {
 })
 a.destroy()
 b.destroy()
+
+const docC = new Y.Doc()
+const c = new WebsocketProvider(url, room, docC, {
+  WebSocketPolyfill: WebSocket, params: { token: readToken }, disableBc: true
+})
+await new Promise(resolve => c.on('sync', synced => synced && resolve()))
+if (docC.getText('t').toString() !== 'over wss') process.exit(1)
+docC.getText('t').insert(0, 'pupil ')
+await new Promise(resolve => {
+  const drained = () => (c.ws && c.ws.bufferedAmount === 0 ? resolve() : setTimeout(drained, 10))
+  drained()
+})
+c.destroy()
 
 const signalingUrl = `${url}/?token=${encodeURIComponent(token)}`
 const alice = new WebsocketClient(signalingUrl)
