@@ -287,9 +287,7 @@ class StructTable:
         return self.clock[i] + self.length[i]
 
 
-def _scan_item(
-    data: bytes, pos: int, end: int, info: int, ctx: list[int]
-) -> tuple[int, int, int]:
+def _scan_item(data: bytes, pos: int, end: int, info: int, ctx: list[int]) -> tuple[int, int, int]:
     """Scan the rest of an Item after its info byte; return (pos, length, noncanon)."""
     ref = info & 0x1F
     if ref > 9:
@@ -466,9 +464,8 @@ def _var_string_bytes(dec: Decoder) -> bytes:
     return encode_var_uint(stop - start) + bytes(dec.data[start:stop])
 
 
-def _content_bytes(dec: Decoder, ref: int, offset: int, content_end: int) -> bytes:
+def _content_bytes(data: bytes, dec: Decoder, ref: int, offset: int, content_end: int) -> bytes:
     """Re-encode the content at ``dec.pos`` from element ``offset`` on, keeping value bytes."""
-    data = dec.data
     if ref == _REF_STRING:
         start, stop = dec.read_var_uint8array_bounds()
         text = _string_from(bytes(data[start:stop]), offset)
@@ -485,7 +482,7 @@ def _content_bytes(dec: Decoder, ref: int, offset: int, content_end: int) -> byt
         count = dec.read_var_uint()
         parts = [_var_string_bytes(dec) for _ in range(count)]
         return encode_var_uint(count - offset) + b"".join(parts[offset:])
-    if ref == _REF_BINARY or ref == _REF_EMBED:
+    if ref in (_REF_BINARY, _REF_EMBED):
         return _var_string_bytes(dec)
     if ref == _REF_FORMAT:
         return _var_string_bytes(dec) + _var_string_bytes(dec)
@@ -543,7 +540,7 @@ def encode_item(table: StructTable, i: int, offset: int) -> bytes:
         out += parent
         if parent_sub is not None:
             out += parent_sub
-    out += _content_bytes(dec, ref, offset, table.stop[i])
+    out += _content_bytes(data, dec, ref, offset, table.stop[i])
     return bytes(out)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from edrys_relay.protocol.errors import MalformedMessage
 from edrys_relay.protocol.lib0 import Decoder, encode_var_uint
+from edrys_relay.protocol.v8sort import v8_sort
 from edrys_relay.protocol.ystructs import (
     GC,
     ITEM,
@@ -39,7 +40,7 @@ EMPTY_STATE_VECTOR = b"\x00"
 class ParsedUpdate:
     """A validated v1 update plus an index of its structs; parse once, diff many times."""
 
-    __slots__ = ("data", "ds_canonical", "ds_end", "ds_start", "delete_set", "table", "verbatim")
+    __slots__ = ("data", "delete_set", "ds_canonical", "ds_end", "ds_start", "table", "verbatim")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -117,7 +118,9 @@ class _RunWriter:
         return encode_var_uint(len(self.runs)) + b"".join(self.runs)
 
 
-def _encode_delete_set(clients: dict[int, list[list[int]]] | dict[int, list[tuple[int, int]]]) -> bytes:
+def _encode_delete_set(
+    clients: dict[int, list[list[int]]] | dict[int, list[tuple[int, int]]],
+) -> bytes:
     """yjs ``writeDeleteSet``: clients in descending order, ranges as stored."""
     out = [encode_var_uint(len(clients))]
     for client in sorted(clients, reverse=True):
@@ -296,21 +299,67 @@ def merge_updates(updates: Sequence[bytes]) -> bytes:
     return _merge_structs(table, ranges) + _merge_delete_sets(delete_sets)
 
 
+def _mixed_ids(t: StructTable, ranges: list[tuple[int, int]]) -> bool:
+    """True if some ID starts a GC in one place and an Item in another (see _merge_structs)."""
+    kind, client, clock = t.kind, t.client, t.clock
+    gcs = {(client[i], clock[i]) for a, b in ranges for i in range(a, b) if kind[i] == GC}
+    if not gcs:
+        return False
+    return any(
+        kind[i] == ITEM and (client[i], clock[i]) in gcs for a, b in ranges for i in range(a, b)
+    )
+
+
 def _merge_structs(t: StructTable, ranges: list[tuple[int, int]]) -> bytes:
-    """Port of the struct loop of yjs ``mergeUpdatesV2`` (see merge_updates)."""
+    """Port of the struct loop of yjs ``mergeUpdatesV2`` (see merge_updates).
+
+    yjs stable-sorts its decoders by (client desc, clock asc) before every step; only the first
+    one is used and only it moves. With a consistent comparator that order is: key, then "moved
+    most recently first", then input order; a heap with a decreasing stamp reproduces it.
+
+    yjs' comparator is inconsistent for a GC and an Item with the same ID (-1 both ways). While
+    such a pair is among the decoder heads we therefore keep the decoders in an array and sort it
+    with a replica of V8's TimSort (:mod:`v8sort`), exactly as node does.
+    """
     kind, client, clock, length = t.kind, t.client, t.clock, t.length
     noncanon, start, stop, data = t.noncanon, t.start, t.stop, t.data
     pos = [a for a, _ in ranges]
     lim = [b for _, b in ranges]
-    heap: list[tuple[int, int, int, int]] = []
     for d, (a, b) in enumerate(ranges):
         while a < b and kind[a] == SKIP:  # LazyStructReader(filterSkips=true)
             a += 1
         pos[d] = a
-        if a < b:
-            heap.append((-client[a], clock[a], d, d))
+    live = [d for d in range(len(ranges)) if pos[d] < lim[d]]
+    heap = [(-client[pos[d]], clock[pos[d]], d, d) for d in live]
     heapq.heapify(heap)
-    stamp = 0  # ties: most recently re-sorted decoder first (V8's sort is stable)
+    stamp = 0
+
+    # Mixed GC/Item heads: tracked only when the input contains such an ID at all.
+    tracking = _mixed_ids(t, ranges)
+    heads: dict[tuple[int, int], list[int]] = {}
+    mixed = 0
+
+    def head_change(i: int, delta: int) -> int:
+        key = (client[i], clock[i])
+        counts = heads.setdefault(key, [0, 0])
+        was = counts[0] > 0 and counts[1] > 0
+        counts[kind[i] == ITEM] += delta
+        now = counts[0] > 0 and counts[1] > 0
+        return int(now) - int(was)
+
+    if tracking:
+        for d in live:
+            mixed += head_change(pos[d], 1)
+    arr: list[int] | None = live if mixed else None
+
+    def cmp(d1: int, d2: int) -> int:
+        i, j = pos[d1], pos[d2]
+        if client[i] == client[j]:
+            diff = clock[i] - clock[j]
+            if diff == 0:
+                return 0 if kind[i] == kind[j] else -1
+            return diff
+        return client[j] - client[i]
 
     runs: list[bytes] = []
     parts: list[bytes] = []
@@ -347,92 +396,108 @@ def _merge_structs(t: StructTable, ranges: list[tuple[int, int]]) -> bytes:
         run_count += 1
 
     budget = 4 * len(kind) + 16
-    while heap:
+    while True:
         budget -= 1
         if budget < 0:  # cannot happen (every step or the next one advances); defensive
             raise MalformedMessage("update merge did not converge")
-        d = heap[0][3]
-        cur = pos[d]
+        if arr is None:
+            if not heap:
+                break
+            d = heap[0][3]
+        else:
+            arr = [x for x in arr if pos[x] < lim[x]]
+            if not arr:
+                break
+            v8_sort(arr, cmp)
+            d = arr[0]
+        old = cur = pos[d]
         end_d = lim[d]
         first_client = client[cur]
+        skip_rest = False
         if w_kind >= 0:
             iterated = False
             w_end = w_clock + w_len
-            while (
-                cur < end_d
-                and clock[cur] + length[cur] <= w_end
-                and client[cur] >= w_client
-            ):
+            while cur < end_d and clock[cur] + length[cur] <= w_end and client[cur] >= w_client:
                 cur += 1
                 while cur < end_d and kind[cur] == SKIP:
                     cur += 1
                 iterated = True
-            if (
-                cur >= end_d
-                or client[cur] != first_client
-                or (iterated and clock[cur] > w_end)
-            ):
-                pos[d] = cur
-                stamp -= 1
-                if cur >= end_d:
-                    heapq.heappop(heap)
-                else:
-                    heapq.heapreplace(heap, (-client[cur], clock[cur], stamp, d))
-                continue
-            advance = False
-            if first_client != w_client:
-                emit()
-                w_kind, w_client, w_clock, w_len = kind[cur], client[cur], clock[cur], length[cur]
-                w_idx, w_off = cur, 0
-                advance = True
-            elif w_end < clock[cur]:
-                if w_kind == SKIP:
-                    w_len = clock[cur] + length[cur] - w_clock
-                else:
-                    emit()
-                    w_kind, w_clock, w_len = SKIP, w_end, clock[cur] - w_end
+            if cur >= end_d or client[cur] != first_client or (iterated and clock[cur] > w_end):
+                skip_rest = True
             else:
-                diff = w_end - clock[cur]
-                c_kind, c_clock, c_len, c_off = kind[cur], clock[cur], length[cur], 0
-                if diff > 0:
-                    if w_kind == SKIP:
-                        w_len -= diff
-                    else:  # sliceStruct
-                        c_clock += diff
-                        c_len -= diff
-                        c_off = diff
-                if w_kind == GC and c_kind == GC:  # GC.mergeWith; Items never merge here
-                    w_len += c_len
-                else:
+                advance = False
+                if first_client != w_client:
                     emit()
-                    w_kind, w_client, w_clock, w_len = c_kind, first_client, c_clock, c_len
-                    w_idx, w_off = cur, c_off
+                    w_kind, w_client, w_clock, w_len = (
+                        kind[cur],
+                        first_client,
+                        clock[cur],
+                        length[cur],
+                    )
+                    w_idx, w_off = cur, 0
                     advance = True
-            if advance:
-                cur += 1
-                while cur < end_d and kind[cur] == SKIP:
+                elif w_end < clock[cur]:
+                    if w_kind == SKIP:
+                        w_len = clock[cur] + length[cur] - w_clock
+                    else:
+                        emit()
+                        w_kind, w_clock, w_len = SKIP, w_end, clock[cur] - w_end
+                else:
+                    diff = w_end - clock[cur]
+                    c_kind, c_clock, c_len, c_off = kind[cur], clock[cur], length[cur], 0
+                    if diff > 0:
+                        if w_kind == SKIP:
+                            w_len -= diff
+                        else:  # sliceStruct
+                            c_clock += diff
+                            c_len -= diff
+                            c_off = diff
+                    if w_kind == GC and c_kind == GC:  # GC.mergeWith; Items never merge here
+                        w_len += c_len
+                    else:
+                        emit()
+                        w_kind, w_client, w_clock, w_len = c_kind, first_client, c_clock, c_len
+                        w_idx, w_off = cur, c_off
+                        advance = True
+                if advance:
                     cur += 1
+                    while cur < end_d and kind[cur] == SKIP:
+                        cur += 1
         else:
             w_kind, w_client, w_clock, w_len = kind[cur], client[cur], clock[cur], length[cur]
             w_idx, w_off = cur, 0
             cur += 1
             while cur < end_d and kind[cur] == SKIP:
                 cur += 1
-        # write directly following structs of the same decoder
-        while cur < end_d and client[cur] == first_client and clock[cur] == w_clock + w_len:
-            emit()
-            w_kind, w_client, w_clock, w_len = kind[cur], client[cur], clock[cur], length[cur]
-            w_idx, w_off = cur, 0
-            cur += 1
-            while cur < end_d and kind[cur] == SKIP:
+        if not skip_rest:  # write directly following structs of the same decoder
+            while cur < end_d and client[cur] == first_client and clock[cur] == w_clock + w_len:
+                emit()
+                w_kind, w_client, w_clock, w_len = kind[cur], client[cur], clock[cur], length[cur]
+                w_idx, w_off = cur, 0
                 cur += 1
-        if cur != pos[d]:
-            pos[d] = cur
+                while cur < end_d and kind[cur] == SKIP:
+                    cur += 1
+        if cur == old:
+            continue
+        pos[d] = cur
+        if tracking:
+            mixed += head_change(old, -1)
+            if cur < end_d:
+                mixed += head_change(cur, 1)
+        if arr is None:
             stamp -= 1
             if cur >= end_d:
                 heapq.heappop(heap)
             else:
                 heapq.heapreplace(heap, (-client[cur], clock[cur], stamp, d))
+            if mixed:  # JS's array before its next sort: d first, the others as last sorted
+                arr = [d] + [e[3] for e in sorted(heap) if e[3] != d]
+        elif not mixed:  # consistent again: a stable sort of arr from here on
+            heap = [
+                (-client[pos[x]], clock[pos[x]], i, x) for i, x in enumerate(arr) if pos[x] < lim[x]
+            ]
+            heapq.heapify(heap)
+            arr = None
     if w_kind >= 0:
         emit()
     if run_count:
