@@ -44,6 +44,35 @@ _TYPE_REF_XML_ELEMENT, _TYPE_REF_XML_HOOK, _MAX_TYPE_REF = 3, 5, 6
 
 def _rd_slow(data: bytes, pos: int, end: int, ctx: list[int]) -> tuple[int, int]:
     """Multi-byte varUint; sets ``ctx[0]`` when the encoding is overlong (non-canonical)."""
+    if pos + 8 <= end:  # unrolled: no per-byte bounds checks needed
+        b = data[pos]
+        value = b & 0x7F
+        if b >= 0x80:
+            b = data[pos + 1]
+            value |= (b & 0x7F) << 7
+            if b < 0x80:
+                if b == 0:
+                    ctx[0] = 1
+                return value, pos + 2
+            b = data[pos + 2]
+            value |= (b & 0x7F) << 14
+            if b < 0x80:
+                if b == 0:
+                    ctx[0] = 1
+                return value, pos + 3
+            b = data[pos + 3]
+            value |= (b & 0x7F) << 21
+            if b < 0x80:
+                if b == 0:
+                    ctx[0] = 1
+                return value, pos + 4
+            b = data[pos + 4]
+            value |= (b & 0x7F) << 28
+            if b < 0x80:
+                if b == 0:
+                    ctx[0] = 1
+                return value, pos + 5
+        # longer (or single-byte) values: fall through to the general loop
     value = 0
     shift = 0
     start = pos
@@ -315,8 +344,10 @@ def _scan_item(data: bytes, pos: int, end: int, info: int, ctx: list[int]) -> tu
     return pos, length, noncanon
 
 
-def scan_structs(table: StructTable, pos: int, end: int) -> tuple[int, bool]:
+def scan_structs(table: StructTable, pos: int, end: int, segments: bool = True) -> tuple[int, bool]:
     """Append the struct section at ``data[pos:end]`` to ``table``.
+
+    With ``segments=False`` (merging) the per-segment index used by diffing is not built.
 
     Returns the position of the delete set and whether the section is in the exact form yjs'
     ``diffUpdate`` would write it for an empty state vector (so it can be served verbatim).
@@ -341,12 +372,12 @@ def scan_structs(table: StructTable, pos: int, end: int) -> tuple[int, bool]:
             verbatim = False  # yjs drops empty blocks when re-encoding
             continue
         first = len(t_kind)
+        seg = -1
         if client == prev_client:
             verbatim = False
-            seg = len(table.seg_client) - 1
-            table.seg_blocks[seg] += 1
-        else:
-            seg = -1
+            if segments:
+                seg = len(table.seg_client) - 1
+                table.seg_blocks[seg] += 1
         block_noncanon = 0
         first_skip = -1
         for _ in range(n_structs):
@@ -380,6 +411,11 @@ def scan_structs(table: StructTable, pos: int, end: int) -> tuple[int, bool]:
         last = len(t_kind)
         if t_kind[first] == SKIP or t_clock[first] + t_length[first] == 0:
             verbatim = False  # diffUpdate drops leading Skips and empty structs at clock 0
+        if block_noncanon:
+            verbatim = False
+        prev_client = client
+        if not segments:
+            continue
         if seg < 0:
             table.seg_client.append(client)
             table.seg_first.append(first)
@@ -396,9 +432,6 @@ def scan_structs(table: StructTable, pos: int, end: int) -> tuple[int, bool]:
             table.seg_noncanon[seg] += block_noncanon
             if table.seg_first_skip[seg] < 0:
                 table.seg_first_skip[seg] = first_skip
-        if block_noncanon:
-            verbatim = False
-        prev_client = client
     return pos, verbatim and not hctx[0]
 
 

@@ -290,10 +290,10 @@ def merge_updates(updates: Sequence[bytes]) -> bytes:
     base = 0
     for update in updates:
         end = base + len(update)
-        first = len(table)
-        ds_start, _ = scan_structs(table, base, end)
+        first = len(table.kind)
+        ds_start, _ = scan_structs(table, base, end, segments=False)
         entries, _, _ = scan_delete_set(data, ds_start, end)
-        ranges.append((first, len(table)))
+        ranges.append((first, len(table.kind)))
         delete_sets.append(entries)
         base = end
     return _merge_structs(table, ranges) + _merge_delete_sets(delete_sets)
@@ -302,6 +302,8 @@ def merge_updates(updates: Sequence[bytes]) -> bytes:
 def _mixed_ids(t: StructTable, ranges: list[tuple[int, int]]) -> bool:
     """True if some ID starts a GC in one place and an Item in another (see _merge_structs)."""
     kind, client, clock = t.kind, t.client, t.clock
+    if GC not in kind:
+        return False
     gcs = {(client[i], clock[i]) for a, b in ranges for i in range(a, b) if kind[i] == GC}
     if not gcs:
         return False
@@ -330,8 +332,13 @@ def _merge_structs(t: StructTable, ranges: list[tuple[int, int]]) -> bytes:
             a += 1
         pos[d] = a
     live = [d for d in range(len(ranges)) if pos[d] < lim[d]]
-    heap = [(-client[pos[d]], clock[pos[d]], d, d) for d in live]
-    heapq.heapify(heap)
+    # Decoders that never moved sit in one pre-sorted list (key, input index); a decoder that
+    # moved goes to a heap with a decreasing stamp. Both orders are (key, tie), tie < 0 in the heap.
+    static = sorted([(-client[pos[d]], clock[pos[d]], d) for d in live])
+    n_static = len(static)
+    sp = 0
+    moved = bytearray(len(ranges))
+    heap: list[tuple[int, int, int, int]] = []
     stamp = 0
 
     # Mixed GC/Item heads: tracked only when the input contains such an ID at all.
@@ -400,10 +407,23 @@ def _merge_structs(t: StructTable, ranges: list[tuple[int, int]]) -> bytes:
         budget -= 1
         if budget < 0:  # cannot happen (every step or the next one advances); defensive
             raise MalformedMessage("update merge did not converge")
+        from_heap = False
         if arr is None:
-            if not heap:
+            while sp < n_static and moved[static[sp][2]]:
+                sp += 1
+            if sp < n_static:
+                top = static[sp]
+                d = top[2]
+                if heap:
+                    h = heap[0]
+                    if (h[0], h[1], h[2]) < top:
+                        d = h[3]
+                        from_heap = True
+            elif heap:
+                d = heap[0][3]
+                from_heap = True
+            else:
                 break
-            d = heap[0][3]
         else:
             arr = [x for x in arr if pos[x] < lim[x]]
             if not arr:
@@ -486,17 +506,24 @@ def _merge_structs(t: StructTable, ranges: list[tuple[int, int]]) -> bytes:
                 mixed += head_change(cur, 1)
         if arr is None:
             stamp -= 1
-            if cur >= end_d:
-                heapq.heappop(heap)
+            if from_heap:
+                if cur >= end_d:
+                    heapq.heappop(heap)
+                else:
+                    heapq.heapreplace(heap, (-client[cur], clock[cur], stamp, d))
             else:
-                heapq.heapreplace(heap, (-client[cur], clock[cur], stamp, d))
+                moved[d] = 1
+                if cur < end_d:
+                    heapq.heappush(heap, (-client[cur], clock[cur], stamp, d))
             if mixed:  # JS's array before its next sort: d first, the others as last sorted
-                arr = [d] + [e[3] for e in sorted(heap) if e[3] != d]
+                rest = [(e[0], e[1], e[2], e[2]) for e in static[sp:] if not moved[e[2]]]
+                arr = [d] + [e[3] for e in sorted(rest + heap) if e[3] != d]
         elif not mixed:  # consistent again: a stable sort of arr from here on
             heap = [
                 (-client[pos[x]], clock[pos[x]], i, x) for i, x in enumerate(arr) if pos[x] < lim[x]
             ]
             heapq.heapify(heap)
+            static, n_static, sp = [], 0, 0
             arr = None
     if w_kind >= 0:
         emit()

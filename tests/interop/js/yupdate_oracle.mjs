@@ -154,7 +154,7 @@ const handle = (req) => {
       const docs = []
       const log = []
       for (let i = 0; i < req.clients; i++) {
-        const d = new Y.Doc(); d.clientID = 1000 + i
+        const d = new Y.Doc(); d.clientID = Math.floor(rnd() * 2 ** 32)
         d.on('update', (u, origin) => { if (origin !== 'remote') log.push(u) })
         docs.push(d)
       }
