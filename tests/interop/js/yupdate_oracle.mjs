@@ -6,6 +6,7 @@
 //   {op:'sv', update}               -> Y.encodeStateVectorFromUpdate
 //   {op:'docs', updates, candidate, base?, diff?} -> compare documents built in JS
 //   {op:'bench', n, clients, path}  -> write n single-character edit updates to path
+//   {op:'sort', arrays}             -> sort [key, type] pairs with yjs' decoder comparator
 import * as Y from 'yjs'
 import { createInterface } from 'node:readline'
 import { writeFileSync } from 'node:fs'
@@ -128,7 +129,7 @@ const docOf = (updates) => {
 const snapshot = (d) => {
   const m = {}
   d.getMap('m').forEach((v, k) => {
-    m[k] = v instanceof Y.AbstractType ? JSON.stringify(v.toJSON()) : v instanceof Uint8Array ? hex(v) : JSON.stringify(v)
+    m[k] = v instanceof Y.AbstractType ? { kind: 'y', s: JSON.stringify(v.toJSON()) } : v instanceof Uint8Array ? { kind: 'bin', s: hex(v) } : { kind: 'json', s: JSON.stringify(v) }
   })
   return {
     t: d.getText('t').toDelta(),
@@ -175,6 +176,14 @@ const handle = (req) => {
       const merged = req.jsMerge ? Y.mergeUpdates(log) : null
       const jsMergeMs = performance.now() - t0
       return { count: log.length, bytes: parts.reduce((a, b) => a + b.length, 0) - 4 * log.length, jsMergeMs, merged: merged && hex(merged) }
+    }
+    case 'sort': return {
+      out: req.arrays.map((arr) => {
+        const xs = arr.map(([k, t], id) => ({ k, t, id }))
+        // the comparator of yjs mergeUpdatesV2: -1 both ways for equal keys of different type
+        xs.sort((a, b) => a.k === b.k ? (a.t === b.t ? 0 : a.t === 2 ? 1 : -1) : a.k - b.k)
+        return xs.map((x) => x.id)
+      })
     }
     default: throw new Error('unknown op ' + req.op)
   }
