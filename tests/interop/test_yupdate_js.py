@@ -12,7 +12,6 @@ import json
 import random
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,9 @@ from edrys_relay.protocol.yupdate import (
     parse_update,
     state_vector_from_update,
 )
+from tests.unit.yupdate_reference import random_state_vector, random_update
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parent / "unit"))
-from yupdate_reference import random_state_vector, random_update  # noqa: E402
 
 ORACLE = HERE / "js" / "yupdate_oracle.mjs"
 
@@ -102,11 +100,14 @@ def test_random_traces_match_yjs_byte_for_byte(js: Oracle, seed: int, steps: int
         assert state_vector_from_update(update).hex() == js(op="sv", update=update.hex())["out"]
 
     # (2) diff against state vectors of partial replays: bytes equal, and SV-state + diff in JS
-    # gives the full document
+    # gives the full document (for bases without pending structs: with them, yjs' own diff
+    # does not converge either)
     for entry in trace["svs"]:
         sv = bytes.fromhex(entry["sv"])
         ours = diff_update(parsed, sv)
         assert ours.hex() == js(op="diff", update=merged.hex(), sv=entry["sv"])["out"]
+        if entry["pending"]:
+            continue
         base = [trace["updates"][i] for i in entry["base"]]
         docs = js(op="docs", updates=trace["updates"], base=base, candidate=ours.hex())
         assert docs["got"] == docs["want"]

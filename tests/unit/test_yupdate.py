@@ -9,19 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sys
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from yupdate_reference import (
-    literal_diff,
-    literal_merge,
-    literal_state_vector,
-    random_state_vector,
-    random_update,
-)
 
 from edrys_relay.protocol.errors import MalformedMessage
 from edrys_relay.protocol.lib0 import encode_var_uint as vu
@@ -33,6 +25,13 @@ from edrys_relay.protocol.yupdate import (
     merge_updates,
     parse_update,
     state_vector_from_update,
+)
+from tests.unit.yupdate_reference import (
+    literal_diff,
+    literal_merge,
+    literal_state_vector,
+    random_state_vector,
+    random_update,
 )
 
 H = bytes.fromhex
@@ -251,10 +250,3 @@ def test_mutated_updates_only_raise_malformed(seed: int, data: st.DataObject) ->
         i = data.draw(st.integers(0, len(update) - 1))
         update[i] = data.draw(st.integers(0, 255))
     _all_entry_points(bytes(update))
-
-
-def test_protocol_modules_stay_sans_io() -> None:
-    for name in ("edrys_relay.protocol.yupdate", "edrys_relay.protocol.ystructs"):
-        module = sys.modules[name]
-        assert "asyncio" not in vars(module)
-        assert "socket" not in vars(module)

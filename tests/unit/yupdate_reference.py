@@ -15,8 +15,6 @@ import random
 
 from edrys_relay.protocol.lib0 import encode_var_uint as vu
 from edrys_relay.protocol.v8sort import v8_sort
-from edrys_relay.protocol.ystructs import GC, ITEM, SKIP, StructTable, scan_delete_set, scan_structs
-from edrys_relay.protocol.ystructs import struct_bytes as _struct_bytes
 from edrys_relay.protocol.yupdate import (
     _encode_delete_set,
     _group_delete_set,
@@ -25,6 +23,15 @@ from edrys_relay.protocol.yupdate import (
     decode_state_vector,
     encode_state_vector,
 )
+from edrys_relay.protocol.yupdate_scan import (
+    GC,
+    ITEM,
+    SKIP,
+    StructTable,
+    scan_delete_set,
+    scan_structs,
+)
+from edrys_relay.protocol.yupdate_scan import struct_bytes as _struct_bytes
 
 CHARS = ["a", "b", "é", "中", "😀", "👍🏽"]
 
@@ -172,7 +179,7 @@ def literal_merge(updates: list[bytes]) -> bytes:
     if len(updates) == 1:
         return updates[0]
     from edrys_relay.protocol.lib0 import encode_var_uint
-    from edrys_relay.protocol.ystructs import encode_item
+    from edrys_relay.protocol.yupdate_scan import encode_item
 
     data = b"".join(updates)
     t = StructTable(data)
