@@ -24,6 +24,12 @@ from edrys_relay.protocol.awareness import (
 )
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.ystructs import update_extent
+from edrys_relay.protocol.yupdate import (
+    diff_update,
+    merge_updates,
+    parse_update,
+    state_vector_from_update,
+)
 from edrys_relay.server.ydoc import TrackedDoc
 
 Target = Callable[[bytes], None]
@@ -51,6 +57,15 @@ def yjs_update_scan(data: bytes) -> None:
     update_extent(data)
 
 
+def yjs_update_codec(data: bytes) -> None:
+    """The update codec of ``protocol/yupdate.py``: parse, state vector, diff and merge."""
+    parsed = parse_update(data)
+    state_vector = state_vector_from_update(parsed)
+    diff_update(parsed, state_vector)
+    diff_update(parsed, data)  # the input as a (hostile) state vector
+    merge_updates([data, seed_updates()[0]])
+
+
 def pycrdt_apply(data: bytes) -> None:
     """The pycrdt/Yrs decoder behind :class:`TrackedDoc` (subprocess only, see module doc)."""
     TrackedDoc().apply(data)
@@ -61,6 +76,7 @@ IN_PROCESS: dict[str, Target] = {
     "awareness": awareness_update,
     "signaling": signaling_frame,
     "yjs-update-scan": yjs_update_scan,
+    "yjs-update-codec": yjs_update_codec,
 }
 SUBPROCESS: dict[str, Target] = {"pycrdt": pycrdt_apply}
 
@@ -96,7 +112,7 @@ def seeds(name: str) -> tuple[bytes, ...]:
     updates = seed_updates()
     state = '{"user":{"name":"teacher","color":"#f00"},"cursor":null}'
     aware = encode_awareness_update([AwarenessEntry(1, 3, state), AwarenessEntry(2, 1, "null")])
-    if name in ("yjs-update-scan", "pycrdt"):
+    if name in ("yjs-update-scan", "yjs-update-codec", "pycrdt"):
         return updates
     if name == "awareness":
         return (aware,)
