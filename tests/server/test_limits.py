@@ -213,3 +213,31 @@ async def test_invalid_utf8_text_on_signaling_closes_with_1007(relay: RelayServe
             await bad.send(b'{"type":"ping","x":"\xff"}', text=True)
             await closed_with(bad, 1007)
         await healthy.exchange()
+
+
+HANDSHAKE_ABUSE = {
+    "100 KB header line": (b"GET /r HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000, b"431"),
+    "200 headers": (
+        b"GET /r HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)),
+        b"431",
+    ),
+    "no Sec-WebSocket-Key": (
+        b"GET /r HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13",
+        b"400",
+    ),
+}
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), HANDSHAKE_ABUSE.values(), ids=HANDSHAKE_ABUSE)
+async def test_handshake_abuse_is_refused(
+    relay: RelayServer, request_bytes: bytes, status: bytes
+) -> None:
+    """threats.md B13: oversized or broken upgrade requests get 4xx, nothing is created."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    writer.write(request_bytes + b"\r\n\r\n")
+    async with asyncio.timeout(5):
+        status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == status
+    assert relay.rooms.rooms == {}
