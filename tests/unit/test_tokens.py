@@ -121,3 +121,24 @@ def test_signed_but_malformed_claims_are_refused(signer: TokenSigner) -> None:
 def test_fuzzed_tokens_only_raise_token_error(token: str) -> None:
     with contextlib.suppress(TokenError):
         TokenSigner((SECRET,)).verify(token, now=NOW)
+
+
+def test_mac_is_compared_in_constant_time(
+    signer: TokenSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """threats.md A2 / V20: the MAC check goes through hmac.compare_digest, before any parsing."""
+    import hmac
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    token = signer.mint("r", Role.WRITE, now=NOW, ttl_seconds=60)
+    signer.verify(token, now=NOW)
+    with pytest.raises(TokenError):
+        signer.verify(_swap_claims(token, room="x"), now=NOW)
+    assert len(compared) == 2 and all(len(a) == len(b) == 32 for a, b in compared)
