@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
 
@@ -61,3 +62,20 @@ async def test_plain_client_and_old_tls_are_refused(
     with pytest.raises((ssl.SSLError, OSError)):
         async with connect(f"wss://127.0.0.1:{relay.port}/r", ssl=old, open_timeout=3):
             pass
+
+
+async def test_stalled_tls_handshake_is_cut_at_open_timeout(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    """threats.md B13: a client that opens TCP and never speaks TLS does not hold a slot."""
+    pki = make_test_pki(tmp_path)
+    relay = await start_relay(
+        tls_cert_file=str(pki.cert_file), tls_key_file=str(pki.key_file), open_timeout=0.5
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    async with asyncio.timeout(5):
+        assert await reader.read() == b""
+    writer.close()
+    ctx = client_context(pki.ca_file)
+    async with connect(f"wss://127.0.0.1:{relay.port}/r", ssl=ctx) as ws:
+        assert isinstance(yjs.decode_message(await ws.recv()), yjs.SyncStep1)
