@@ -73,7 +73,7 @@ class Settings:
     max_rooms: int = 10_000
     """Loaded rooms; a connection that would open one more is shed with 1013 (A12)."""
     max_document_bytes: int = 32 * MiB
-    """Stored update bytes per room; an update beyond it closes its sender with 1009."""
+    """Stored update bytes per room; once reached, further updates are dropped (security.md)."""
 
     def public_url(self, scheme: str = "ws") -> str:
         """A URL for people to type: the bound host, or localhost for a wildcard bind."""
