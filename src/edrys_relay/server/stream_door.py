@@ -1,0 +1,89 @@
+"""The ``/stream`` connection handler: the WebSocket side of :mod:`edrys_relay.server.streams`.
+
+:class:`RelayServer` hands every upgrade routed to ``/stream`` (protocols.md §3.1) to a
+:class:`StreamDoor`. It applies the door's message size limit (5 MiB, as the Node relay's
+``maxPayload``; larger closes with 1009), asks for binary delivery when the URL says
+``?binary=1``, runs the client's writer task next to the receive loop, and always unregisters
+the client when the connection ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from edrys_relay.protocol.routing import StreamRoute
+from edrys_relay.server.streams import StreamHub
+from edrys_relay.server.transport import WebSocketPeer
+
+logger = logging.getLogger(__name__)
+
+BINARY_PARAM = "binary"
+_TRUE = frozenset({"1", "true", "yes"})
+
+
+class ConnectionChannel:
+    """A :class:`~edrys_relay.server.streams.FrameChannel` over a websockets connection."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self._conn = connection
+
+    async def send(self, payload: bytes, *, text: bool) -> None:
+        # websockets writes, then waits while the transport is above its high-water mark.
+        with contextlib.suppress(ConnectionClosed):
+            await self._conn.send(payload, text=text)
+
+    async def ping(self) -> asyncio.Future[float] | None:
+        try:
+            return asyncio.ensure_future(await self._conn.ping())
+        except ConnectionClosed:
+            return None
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn.protocol.state is State.OPEN
+
+    def abort(self) -> None:
+        self._conn.transport.abort()
+
+    def buffered(self) -> int:
+        transport = self._conn.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+
+class StreamDoor:
+    """Serve one ``/stream`` connection from upgrade to close."""
+
+    def __init__(self, hub: StreamHub) -> None:
+        self.hub = hub
+
+    async def __call__(
+        self, connection: ServerConnection, peer: WebSocketPeer, route: StreamRoute
+    ) -> None:
+        connection.protocol.max_message_size = self.hub.settings.stream_max_message
+        binary = route.params.get(BINARY_PARAM, "").lower() in _TRUE
+        client = self.hub.connect(peer, ConnectionChannel(connection), binary=binary)
+        writer = asyncio.create_task(client.run_writer(), name=f"{peer.id} stream writer")
+        try:
+            async for message in connection:
+                self.hub.receive(client, message)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("%s internal error, closing with 1011", peer.id)
+            await connection.close(1011, "internal error")
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            self.hub.disconnect(client)
+
+
+__all__ = ["BINARY_PARAM", "ConnectionChannel", "StreamDoor"]
