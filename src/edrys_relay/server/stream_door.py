@@ -28,17 +28,38 @@ _TRUE = frozenset({"1", "true", "yes"})
 
 
 class ConnectionChannel:
-    """A :class:`~edrys_relay.server.streams.FrameChannel` over a websockets connection."""
+    """A :class:`~edrys_relay.server.streams.FrameChannel` over a websockets connection.
+
+    Frames are written straight into the transport, as ``websockets.broadcast`` does, and
+    websockets' own write flow control tells when the buffer is low again: it pauses above the
+    transport's high-water mark (32 KiB) and resumes at the low-water mark (8 KiB). A viewer is
+    ready for a frame when its buffer is at or below the low-water mark.
+    """
 
     __slots__ = ("_conn",)
 
     def __init__(self, connection: ServerConnection) -> None:
         self._conn = connection
 
-    async def send(self, payload: bytes, *, text: bool) -> None:
-        # websockets writes, then waits while the transport is above its high-water mark.
-        with contextlib.suppress(ConnectionClosed):
-            await self._conn.send(payload, text=text)
+    def writable(self) -> bool:
+        transport = self._conn.transport
+        low, _high = transport.get_write_buffer_limits()
+        return transport.get_write_buffer_size() <= low
+
+    def write(self, payload: bytes, *, text: bool) -> None:
+        protocol = self._conn.protocol
+        if protocol.state is not State.OPEN:
+            return
+        if text:
+            protocol.send_text(payload)
+        else:
+            protocol.send_binary(payload)
+        self._conn.send_data()
+
+    async def drained(self) -> None:
+        # A closed connection wakes drain() with its error; the receive loop reports it.
+        with contextlib.suppress(Exception):
+            await self._conn.drain()
 
     async def ping(self) -> asyncio.Future[float] | None:
         try:
@@ -54,8 +75,7 @@ class ConnectionChannel:
         self._conn.transport.abort()
 
     def buffered(self) -> int:
-        transport = self._conn.transport
-        return 0 if transport is None else transport.get_write_buffer_size()
+        return self._conn.transport.get_write_buffer_size()
 
 
 class StreamDoor:

@@ -1,11 +1,11 @@
 """Stream rooms behind the ``/stream`` door (protocols.md §3): sources, viewers, fan-out.
 
-State is per room: a frame touches only the viewers of its source's room. Each client has one
-small writer task that sends its frames through the connection's flow control: while the
-previous frame (or ping) is still waiting in the write buffer, a newer frame replaces the one
-waiting, so at most one frame waits per viewer beyond what is in flight, never a queue
-(latest frame wins; threats.md V16, L5). Replaced frames are counted per viewer, per room and
-for the hub. Short control replies go straight to the connection through :class:`Peer`.
+State is per room: a frame touches only the viewers of its source's room. A viewer whose
+write buffer is low gets the frame written at once; a viewer that is behind keeps only the
+newest frame in a one-frame slot, which its writer task sends when the buffer has drained. So
+at most one frame waits per viewer beyond the one in flight, never a queue (latest frame wins;
+threats.md V16, L5). Replaced frames are counted per viewer, per room and for the hub. Short
+control replies go straight to the connection through :class:`Peer`.
 
 Keep-alive (§3.3): every ``stream_ping_interval`` each client gets a JSON ``ping`` and a
 WebSocket ping; a client that has not answered the previous WebSocket ping by then is aborted.
@@ -31,10 +31,18 @@ Clock = Callable[[], float]
 
 
 class FrameChannel(Protocol):
-    """The flow-controlled side of a connection: calls that wait while the receiver is behind."""
+    """A connection as the stream hub sees it: writes that never wait, and a way to wait."""
 
-    async def send(self, payload: bytes, *, text: bool) -> None:
-        """Write one message; return once the write buffer is low again (or closed)."""
+    def writable(self) -> bool:
+        """Whether the write buffer is low enough to take another frame now."""
+        ...
+
+    def write(self, payload: bytes, *, text: bool) -> None:
+        """Queue one message in the write buffer without waiting (dropped if closed)."""
+        ...
+
+    async def drained(self) -> None:
+        """Return once the write buffer is low again, or the connection is closed."""
         ...
 
     async def ping(self) -> asyncio.Future[float] | None:
@@ -56,7 +64,12 @@ class FrameChannel(Protocol):
 
 
 class StreamClient:
-    """One ``/stream`` connection: its room, its role and its latest-frame-wins slot."""
+    """One ``/stream`` connection: its room, its role and its latest-frame-wins slot.
+
+    A frame offered while the write buffer is low is written at once; otherwise it waits in
+    the one-frame slot, replacing (and counting as dropped) any frame already waiting, and the
+    writer task sends whatever is newest when the buffer has drained.
+    """
 
     def __init__(self, peer: Peer, channel: FrameChannel, *, binary: bool) -> None:
         self.peer = peer
@@ -79,7 +92,10 @@ class StreamClient:
         return f"<stream client {self.peer.id}>"
 
     def offer(self, frame: stream.RelayFrame) -> bool:
-        """Make ``frame`` the next one to send; True if it replaced one still waiting."""
+        """Send ``frame`` now or as the next one; True if it replaced a frame still waiting."""
+        if self._pending is None and self.channel.writable():
+            self._write(frame)
+            return False
         replaced = self._pending is not None
         if replaced:
             self.frames_dropped += 1
@@ -102,18 +118,24 @@ class StreamClient:
         return self._pinged and (self._pong is None or not self._pong.done())
 
     async def run_writer(self) -> None:
-        """Send pings and the newest frame, each as soon as the previous write has drained."""
+        """Send the ping and the newest waiting frame whenever the write buffer has drained."""
         while True:
             await self._wake.wait()
             self._wake.clear()
             if self._ping_due:
                 self._ping_due = False
+                await self.channel.drained()
                 self._pong = await self.channel.ping()
-            frame, self._pending = self._pending, None
-            if frame is not None:
-                payload, text = frame.for_viewer(self.binary)
-                await self.channel.send(payload, text=text)
-                self.frames_sent += 1
+            while self._pending is not None:
+                await self.channel.drained()
+                frame, self._pending = self._pending, None
+                if frame is not None:
+                    self._write(frame)
+
+    def _write(self, frame: stream.RelayFrame) -> None:
+        payload, text = frame.for_viewer(self.binary)
+        self.channel.write(payload, text=text)
+        self.frames_sent += 1
 
 
 @dataclass(eq=False)
