@@ -54,6 +54,8 @@ class Settings:
     """Clients per stream room besides its source; one more ``join-room`` gets an error."""
     stream_max_room_id: int = 256
     """Longest ``roomId`` accepted in ``register-source``/``join-room``."""
+    stream_kernel_unsent: int = 128 * KiB
+    """Unsent bytes the kernel may hold per stream client (TCP_NOTSENT_LOWAT; 0: no limit)."""
     stream_ping_interval: float = 5.0
     """JSON and WebSocket ping period; a client that missed the previous pong is dropped."""
     stream_list_rooms: bool = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -87,7 +88,9 @@ class StreamDoor:
     async def __call__(
         self, connection: ServerConnection, peer: WebSocketPeer, route: StreamRoute
     ) -> None:
-        connection.protocol.max_message_size = self.hub.settings.stream_max_message
+        settings = self.hub.settings
+        connection.protocol.max_message_size = settings.stream_max_message
+        limit_unsent(connection, settings.stream_kernel_unsent)
         binary = route.params.get(BINARY_PARAM, "").lower() in _TRUE
         client = self.hub.connect(peer, ConnectionChannel(connection), binary=binary)
         writer = asyncio.create_task(client.run_writer(), name=f"{peer.id} stream writer")
@@ -106,4 +109,20 @@ class StreamDoor:
             self.hub.disconnect(client)
 
 
-__all__ = ["BINARY_PARAM", "ConnectionChannel", "StreamDoor"]
+def limit_unsent(connection: ServerConnection, limit: int) -> None:
+    """Let the kernel hold at most ``limit`` bytes not yet sent on the wire (0: no limit).
+
+    With TCP_NOTSENT_LOWAT (Linux, macOS) a backlog stays in the transport's buffer, where
+    latest-frame-wins sees it, instead of megabytes of old frames queueing in the kernel's
+    auto-tuned send buffer. Bytes in flight (sent, not yet acknowledged) are not limited, so
+    throughput on long paths is unaffected.
+    """
+    option = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+    sock = connection.transport.get_extra_info("socket")
+    if limit <= 0 or option is None or sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, option, limit)
+
+
+__all__ = ["BINARY_PARAM", "ConnectionChannel", "StreamDoor", "limit_unsent"]
