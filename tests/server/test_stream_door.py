@@ -319,3 +319,24 @@ async def test_health_reports_stream_clients(relay: RelayServer) -> None:
 async def test_stream_subpaths_and_queries_reach_the_door(relay: RelayServer, path: str) -> None:
     async with await open_ws(relay, path) as ws:
         assert json.loads(await ws.recv())["type"] == "info"
+
+
+async def test_a_source_joining_another_room_keeps_feeding_its_own(start_relay: StartRelay) -> None:
+    relay = await start_relay(**QUIET)
+    source, _ = await stream_client(relay)
+    await register(source, "a")
+    viewer_a, _ = await stream_client(relay)
+    await join(viewer_a, "a")
+    await recv_json(viewer_a)
+    viewer_b, _ = await stream_client(relay)
+    await join(viewer_b, "b")
+    await join(source, "b")
+    await sync(source)
+    await source.send(json_frame(1, b"\xff\xd8\xff"))
+    assert seq_of(await viewer_a.recv()) == 1
+    assert await sync(viewer_b) == []
+    await source.close()
+    assert await recv_json(viewer_a) == {"type": "source-disconnected", "roomId": "a"}
+    assert await sync(viewer_b) == []
+    await viewer_a.close()
+    await viewer_b.close()
