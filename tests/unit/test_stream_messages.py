@@ -166,7 +166,7 @@ GOOD = stream.encode_binary_frame(ImageFormat.JPEG, JPEG, 5.0)
     ],
 )
 def test_bad_binary_frames_are_rejected_with_a_reason(raw: bytes, why: str) -> None:
-    assert stream.decode_stream_message(raw) == Rejected(f"Invalid binary frame: {why}")
+    assert stream.decode_stream_message(raw) == Rejected(f"Invalid binary frame: {why}", True)
 
 
 def test_json_frame_is_converted_to_binary_once() -> None:

@@ -118,6 +118,8 @@ class Rejected:
     """Answer with ``{"type":"error","message": message}`` and change nothing."""
 
     message: str
+    bad_frame: bool = False
+    """A malformed binary frame (counted apart from the other refusals)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,18 +253,22 @@ def _finite(value: Any) -> float | None:
 def decode_binary_frame(message: bytes) -> Frame | Rejected:
     """Validate a binary frame (see the module docstring for the layout)."""
     if len(message) <= HEADER_SIZE:
-        return Rejected("Invalid binary frame: too short")
+        return _bad_frame("too short")
     _magic, fmt, reserved, timestamp = HEADER.unpack_from(message)
     if fmt not in MIME_TYPES:
-        return Rejected("Invalid binary frame: unknown image format")
+        return _bad_frame("unknown image format")
     if reserved != _NO_RESERVED:
-        return Rejected("Invalid binary frame: reserved bytes must be zero")
+        return _bad_frame("reserved bytes must be zero")
     if not (math.isfinite(timestamp) and timestamp >= 0):
-        return Rejected("Invalid binary frame: bad timestamp")
+        return _bad_frame("bad timestamp")
     image_format = ImageFormat(fmt)
     if not _has_signature(image_format, message[HEADER_SIZE : HEADER_SIZE + 12]):
-        return Rejected(f"Invalid binary frame: the image is not {MIME_TYPES[image_format]}")
+        return _bad_frame(f"the image is not {MIME_TYPES[image_format]}")
     return Frame(RelayFrame(binary=message, timestamp=timestamp))
+
+
+def _bad_frame(why: str) -> Rejected:
+    return Rejected(f"Invalid binary frame: {why}", bad_frame=True)
 
 
 def encode_binary_frame(image_format: ImageFormat, image: bytes, timestamp: float = 0.0) -> bytes:

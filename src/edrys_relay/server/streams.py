@@ -254,7 +254,7 @@ class StreamHub:
         elif isinstance(decoded, stream.Stats):
             client.reported.update(decoded.values)
         elif isinstance(decoded, stream.Rejected):
-            if decoded.message.startswith("Invalid binary frame"):
+            if decoded.bad_frame:
                 self.stats.frames_rejected += 1
             client.peer.send(stream.encode_error(decoded.message))
         else:
