@@ -51,6 +51,7 @@ async def test_slow_viewer_gets_latest_frames_others_keep_up(start_relay: StartR
     sent = -1
     normal_seqs: list[int] = []
     buffered: list[int] = []
+    per_viewer: list[int] = []
     rss: list[int] = []
     process = psutil.Process()
 
@@ -63,6 +64,8 @@ async def test_slow_viewer_gets_latest_frames_others_keep_up(start_relay: StartR
     async def sample() -> None:
         while True:
             buffered.append(relay.streams.buffered_bytes())
+            clients = relay.streams.clients
+            per_viewer.append(max(c.channel.buffered() + c.pending_bytes for c in clients))
             rss.append(process.memory_info().rss)
             await asyncio.sleep(0.2)
 
@@ -102,8 +105,10 @@ async def test_slow_viewer_gets_latest_frames_others_keep_up(start_relay: StartR
     assert normal_seqs == sorted(set(normal_seqs))
     assert fast.frames_dropped <= 0.1 * FRAMES
 
-    # server memory: a few frames, not a share of the ~60 MB sent
+    # server memory: a few frames, not a share of the ~60 MB sent; per viewer at most the
+    # frame in flight and one waiting (threats.md L5: ≤ 2 frames)
     assert max(buffered) <= 4 * frame_bytes
+    assert max(per_viewer) <= 2 * frame_bytes + 64 * 1024
     rss_growth = max(rss) - rss[len(rss) // 10]
     assert rss_growth <= 20 * MiB, rss_growth
 
