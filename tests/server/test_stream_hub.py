@@ -59,7 +59,7 @@ class FakeChannel:
 def frame(seq: int) -> RelayFrame:
     data = "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8\xff" + bytes([seq])).decode()
     text = json.dumps({"type": "frame", "seq": seq, "data": data})
-    return RelayFrame(json_text=text.encode(), data=data)
+    return RelayFrame(json_text=text.encode())
 
 
 def connect(hub: StreamHub, name: str, *, binary: bool = False) -> StreamClient:

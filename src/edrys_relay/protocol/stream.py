@@ -176,13 +176,7 @@ def _frame(value: dict[str, Any], text: str, max_room_id: int) -> StreamMessage:
     data = value.get("data")
     if not _js_truthy(data):
         return Ignored("frame without data")
-    return Frame(
-        RelayFrame(
-            json_text=text.encode(),
-            data=data if isinstance(data, str) else None,
-            timestamp=_finite(value.get("timestamp")) or 0.0,
-        )
-    )
+    return Frame(RelayFrame(json_text=text.encode()))
 
 
 def _ping(value: dict[str, Any], text: str, max_room_id: int) -> StreamMessage:
@@ -264,7 +258,7 @@ def decode_binary_frame(message: bytes) -> Frame | Rejected:
     image_format = ImageFormat(fmt)
     if not _has_signature(image_format, message[HEADER_SIZE : HEADER_SIZE + 12]):
         return _bad_frame(f"the image is not {MIME_TYPES[image_format]}")
-    return Frame(RelayFrame(binary=message, timestamp=timestamp))
+    return Frame(RelayFrame(binary=message))
 
 
 def _bad_frame(why: str) -> Rejected:
@@ -313,24 +307,15 @@ class RelayFrame:
     every viewer that wants it.
     """
 
-    __slots__ = ("_binary", "_data", "_json", "size", "timestamp")
+    __slots__ = ("_binary", "_json", "_made_binary", "size")
 
-    def __init__(
-        self,
-        *,
-        json_text: bytes | None = None,
-        binary: bytes | None = None,
-        data: str | None = None,
-        timestamp: float = 0.0,
-    ) -> None:
+    def __init__(self, *, json_text: bytes | None = None, binary: bytes | None = None) -> None:
         assert (json_text is None) != (binary is None), "exactly one original form"
         self._json = json_text
         self._binary = binary
-        self._data = data
-        """A JSON source's ``data`` until its binary form is made (then None)."""
-        self.timestamp = timestamp
+        self._made_binary = binary is not None
         self.size = len(json_text or binary or b"")
-        """Bytes of the original message."""
+        """Bytes of the original message (the only copy kept until another form is asked for)."""
 
     def as_json(self) -> bytes:
         """The JSON text (UTF-8): the original text for a JSON source."""
@@ -341,9 +326,14 @@ class RelayFrame:
 
     def as_binary(self) -> bytes | None:
         """The binary frame; None if a JSON source's ``data`` is not a base64 image URL."""
-        if self._data is not None:
-            self._binary = data_url_to_binary(self._data, self.timestamp)
-            self._data = None
+        if not self._made_binary:
+            self._made_binary = True
+            assert self._json is not None
+            value = json.loads(self._json)  # valid: it was parsed on arrival
+            data = value.get("data")
+            if isinstance(data, str):
+                timestamp = _finite(value.get("timestamp")) or 0.0
+                self._binary = data_url_to_binary(data, timestamp)
         return self._binary
 
     def for_viewer(self, binary: bool) -> tuple[bytes, bool]:
