@@ -153,3 +153,14 @@ def test_token_bucket_allows_bursts_then_the_rate() -> None:
     assert sum(bucket.take() for _ in range(50)) == 5
     now[0] += 100.0
     assert sum(bucket.take() for _ in range(50)) == 10
+
+
+async def test_big_messages_from_non_sources_are_not_parsed() -> None:
+    hub = StreamHub(Settings())
+    viewer = connect(hub, "v")
+    padded = '{"type":"join-room","roomId":"r"' + " " * 70_000 + "}"
+    hub.receive(viewer, padded)
+    assert viewer.room is None and hub.stats.messages_ignored == 1
+    hub.receive(viewer, '{"type":"join-room","roomId":"r"}')
+    assert viewer.room is not None and viewer.room.room_id == "r"
+    hub.disconnect(viewer)

@@ -31,6 +31,8 @@ MAGIC = b"ESF1"
 HEADER = struct.Struct(">4sB3sd")
 HEADER_SIZE = HEADER.size  # 16
 _NO_RESERVED = b"\x00\x00\x00"
+MAX_CONTROL_MESSAGE = 64 * 1024
+"""Longest message other than a frame that is worth parsing (a viewer never needs more)."""
 MAX_ECHOED_STRING = 64
 """A ``ping`` timestamp is echoed only if it is a finite number or a string this short."""
 
@@ -399,6 +401,7 @@ __all__ = [
     "HEADER_SIZE",
     "JOIN_NEEDS_ROOM",
     "MAGIC",
+    "MAX_CONTROL_MESSAGE",
     "ROOM_ID_NOT_STRING",
     "ROOM_ID_TOO_LONG",
     "SOURCE_NEEDS_ROOM",

@@ -239,6 +239,9 @@ class StreamHub:
 
     def receive(self, client: StreamClient, message: str | bytes) -> None:
         """Handle one message from ``client``; bad ones are answered or ignored, never fatal."""
+        if client.source_of is None and len(message) > stream.MAX_CONTROL_MESSAGE:
+            self.stats.messages_ignored += 1  # only a source's frames are this big: not parsed
+            return
         max_room_id = self.settings.stream_max_room_id
         decoded = stream.decode_stream_message(message, max_room_id=max_room_id)
         if isinstance(decoded, stream.Frame):
