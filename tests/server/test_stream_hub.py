@@ -164,3 +164,20 @@ async def test_big_messages_from_non_sources_are_not_parsed() -> None:
     hub.receive(viewer, '{"type":"join-room","roomId":"r"}')
     assert viewer.room is not None and viewer.room.room_id == "r"
     hub.disconnect(viewer)
+
+
+async def test_a_replaced_dead_source_cannot_send_frames() -> None:
+    hub = StreamHub(Settings())
+    viewer, old, new = connect(hub, "v"), connect(hub, "old"), connect(hub, "new")
+    hub.receive(viewer, '{"type":"join-room","roomId":"r"}')
+    hub.receive(old, '{"type":"register-source","roomId":"r"}')
+    channel(old).is_open = False  # closing, its last messages still being read
+    hub.receive(new, '{"type":"register-source","roomId":"r"}')
+    assert new.peer.sent[-1] == '{"type":"source-registered","roomId":"r"}'  # type: ignore[attr-defined]
+    hub.receive(old, frame(1).as_json().decode())
+    assert channel(viewer).written == []
+    hub.receive(new, frame(2).as_json().decode())
+    assert [json.loads(p)["seq"] for p, _ in channel(viewer).written] == [2]
+    for client in (viewer, old, new):
+        hub.disconnect(client)
+    assert hub.rooms == {} and hub.clients == {}

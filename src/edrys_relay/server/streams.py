@@ -300,7 +300,7 @@ class StreamHub:
 
     def _frame(self, client: StreamClient, frame: stream.RelayFrame) -> None:
         room = client.source_of
-        if room is None:
+        if room is None or room.source is not client:
             self.stats.messages_ignored += 1  # frames from non-sources are ignored (§3.2)
             return
         if not self._buckets[client].take():
