@@ -127,9 +127,12 @@ class RawViewer:
 
     def send_text(self, text: str) -> None:
         """Write one masked text frame (client frames must be masked, RFC 6455 §5.3)."""
-        payload = text.encode()
+        self.send_frame(0x1, text.encode())
+
+    def send_frame(self, opcode: int, payload: bytes) -> None:
+        """Write one masked, unfragmented frame with any payload, valid or not."""
         mask = os.urandom(4)
-        header = bytes([0x81])
+        header = bytes([0x80 | opcode])
         n = len(payload)
         if n < 126:
             header += bytes([0x80 | n])

@@ -340,3 +340,18 @@ async def test_a_source_joining_another_room_keeps_feeding_its_own(start_relay: 
     assert await sync(viewer_b) == []
     await viewer_a.close()
     await viewer_b.close()
+
+
+async def test_invalid_utf8_text_closes_only_its_sender_with_1007(relay: RelayServer) -> None:
+    viewer, _ = await stream_client(relay)
+    await join(viewer, "r")
+    bad = await RawViewer.open(relay)
+    bad.send_frame(0x1, b'{"type":"join-room","roomId":"\xff"}')
+    async with asyncio.timeout(5):
+        while True:
+            opcode, payload = await bad.recv()
+            if opcode == 0x8:
+                break
+    assert int.from_bytes(payload[:2], "big") == 1007
+    assert await sync(viewer) == []
+    await viewer.close()
