@@ -209,7 +209,7 @@ class StreamHub:
     def connect(self, peer: Peer, channel: FrameChannel, *, binary: bool = False) -> StreamClient:
         """Register a connection and greet it with ``info`` (protocols.md §3.3)."""
         client = StreamClient(peer, channel, binary=binary)
-        sources = list(self._active_sources()) if self.settings.stream_list_rooms else None
+        sources = self._active_sources() if self.settings.stream_list_rooms else None
         peer.send(stream.encode_info(sources, len(self.clients)))
         self.clients[client] = None
         if self._ticker is None:
