@@ -16,7 +16,7 @@ from typing import Any
 
 import pycrdt
 
-from edrys_relay.protocol import signaling, yjs
+from edrys_relay.protocol import signaling, stream, yjs
 from edrys_relay.protocol.awareness import (
     AwarenessEntry,
     decode_awareness_update,
@@ -52,6 +52,12 @@ def signaling_frame(data: bytes) -> None:
     signaling.decode_signaling(data.decode("utf-8", errors="replace"), max_topic_length=1024)
 
 
+def stream_message(data: bytes) -> None:
+    """The ``/stream`` parser, as a binary and as a text message (it never raises)."""
+    stream.decode_stream_message(data, max_room_id=256)
+    stream.decode_stream_message(data.decode("utf-8", errors="replace"), max_room_id=256)
+
+
 def yjs_update_scan(data: bytes) -> None:
     """Our bounded walk over a Yjs v1 update (``protocol/ystructs.py``)."""
     update_extent(data)
@@ -75,6 +81,7 @@ IN_PROCESS: dict[str, Target] = {
     "y-websocket": y_websocket_message,
     "awareness": awareness_update,
     "signaling": signaling_frame,
+    "stream": stream_message,
     "yjs-update-scan": yjs_update_scan,
     "yjs-update-codec": yjs_update_codec,
 }
@@ -116,6 +123,15 @@ def seeds(name: str) -> tuple[bytes, ...]:
         return updates
     if name == "awareness":
         return (aware,)
+    if name == "stream":
+        jpeg = b"\xff\xd8\xff\xe0" + bytes(range(64))
+        return (
+            b'{"type":"register-source","roomId":"lab"}',
+            b'{"type":"join-room","roomId":"lab","binary":true}',
+            b'{"type":"frame","data":"data:image/jpeg;base64,/9j/4AAQ","timestamp":1}',
+            b'{"type":"ping","timestamp":5}',
+            stream.encode_binary_frame(stream.ImageFormat.JPEG, jpeg, 1.5),
+        )
     if name == "signaling":
         return (
             b'{"type":"subscribe","topics":["room-a","room-b"]}',

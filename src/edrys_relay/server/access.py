@@ -71,6 +71,14 @@ class Grants:
     def can_write(self, room: str) -> bool:
         return Role.WRITE in self.roles(room)
 
+    def may_view(self, room_id: str) -> bool:
+        """Watch a room's stream: any token for the room."""
+        return bool(self.roles(room_id))
+
+    def may_source(self, room_id: str) -> bool:
+        """Be a room's stream source: a ``source`` token (threats.md B15)."""
+        return Role.SOURCE in self.roles(room_id)
+
     @property
     def expires(self) -> int | None:
         """When the first of these tokens runs out (the connection is closed then)."""

@@ -49,6 +49,8 @@ from edrys_relay.server.access import (
 from edrys_relay.server.guard import FrameRate, YjsGuard
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter, SecurityStats
 from edrys_relay.server.rooms import RoomHub
+from edrys_relay.server.stream_door import StreamDoor
+from edrys_relay.server.streams import StreamHub
 from edrys_relay.server.topics import TopicHub
 from edrys_relay.server.transport import WebSocketPeer
 
@@ -82,6 +84,8 @@ class RelayServer:
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stream_handler: StreamHandler | None = None
+        self.streams = StreamHub(settings)
+        self.set_stream_handler(StreamDoor(self.streams, self.access))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -98,7 +102,7 @@ class RelayServer:
             process_request=self._process_request,
             select_subprotocol=self.access.select_subprotocol,
             logger=RedactingLogger(logging.getLogger("websockets.server")),
-            max_size=max(s.max_message_yjs, s.max_message_signaling),
+            max_size=max(s.max_message_yjs, s.max_message_signaling, s.stream_max_message),
             ping_interval=s.ping_interval,
             ping_timeout=s.ping_interval,
             open_timeout=s.open_timeout,
@@ -207,8 +211,10 @@ class RelayServer:
             "connections": {
                 "yjs": self.rooms.connection_count,
                 "signaling": self.topics.connection_count,
+                "stream": self.streams.connection_count,
                 "total": len(self._server.connections) if self._server else 0,
             },
+            "streams": self.streams.summary(),
             "security": {**self.stats.as_dict(), "topics_refused": self.topics.refused},
         }
 

@@ -1,0 +1,54 @@
+"""The ``/stream`` door with access control on (threats.md B15, A9): issue #6."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from edrys_relay.security.tokens import Role, TokenSigner
+from tests.conftest import StartRelay, open_ws
+from tests.server.streamkit import (
+    fake_jpeg,
+    join,
+    json_frame,
+    recv_json,
+    register,
+    stream_client,
+    sync,
+)
+
+SECRET = "stream-secret-0123456789"
+SIGNER = TokenSigner((SECRET,))
+
+
+def token(room: str, role: Role) -> str:
+    return SIGNER.mint(room, role, now=int(time.time()), ttl_seconds=600)
+
+
+async def test_only_a_source_token_registers_a_source(start_relay: StartRelay) -> None:
+    relay = await start_relay(auth_secrets=(SECRET,), stream_ping_interval=60.0)
+    with pytest.raises(InvalidStatus) as info:
+        await open_ws(relay, "/stream")
+    assert info.value.response.status_code == 401
+    teacher, greeting = await stream_client(relay, f"?token={token('lab', Role.SOURCE)}")
+    assert "sources" not in greeting  # no room listing with access control (A9)
+    pupil, _ = await stream_client(relay, f"?token={token('lab', Role.READ)}")
+    # a pupil cannot take over the room's source, first come or not
+    assert await register(pupil, "lab") == {
+        "type": "error",
+        "message": "Not authorized for room lab",
+    }
+    await join(pupil, "other")
+    assert await recv_json(pupil) == {"type": "error", "message": "Not authorized for room other"}
+    await join(pupil, "lab")
+    assert await sync(pupil) == []
+    assert await register(teacher, "lab") == {"type": "source-registered", "roomId": "lab"}
+    assert await recv_json(pupil) == {"type": "source-available", "roomId": "lab"}
+    frame = json_frame(1, fake_jpeg(100))
+    await teacher.send(frame)
+    assert await pupil.recv() == frame
+    assert relay.streams.stats.refused == 2
+    for ws in (teacher, pupil):
+        await ws.close()
