@@ -1,0 +1,201 @@
+"""The classroom page in a real browser (issue 8): both modes, switching, links, Auto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import run_in_netns
+from helpers import (
+    WAIT_MS,
+    classroom_id,
+    comm_of,
+    debug,
+    edrys_comm,
+    edrys_decode,
+    open_member,
+    ws_origin,
+)
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+
+def _see_each_other(a: Any, b: Any) -> None:
+    """Members, chat and notes flow both ways between two pages."""
+    for page in (a, b):
+        expect(page.locator("#members")).to_contain_text("Ada", timeout=WAIT_MS)
+        expect(page.locator("#members")).to_contain_text("Bob", timeout=WAIT_MS)
+    a.fill("#chat-input", "hello from Ada")
+    a.press("#chat-input", "Enter")
+    expect(b.locator("#chat")).to_contain_text("hello from Ada", timeout=WAIT_MS)
+    b.fill("#notes", "notes by Bob")
+    expect(a.locator("#notes")).to_have_value("notes by Bob", timeout=WAIT_MS)
+
+
+def _close(*pages: Any) -> None:
+    for page in pages:
+        page.context.close()
+
+
+def test_websocket_mode_members_chat_notes(server: str, browser: Any) -> None:
+    room = classroom_id()
+    comm = edrys_comm({"m": "Websocket", "w": ws_origin(server)})
+    url = f"{server}/?/classroom/{room}#comm={comm}"
+    a, b = open_member(browser, url, "Ada"), open_member(browser, url, "Bob")
+    try:
+        _see_each_other(a, b)
+        for page in (a, b):
+            state = debug(page)
+            assert state["transport"] == "websocket"
+            assert f"{ws_origin(server)}/{room}" in page.sockets
+            expect(page.locator("#members")).to_contain_text("WebSocket · connected")
+    finally:
+        _close(a, b)
+
+
+def _webrtc_mode(server: str, browser: Any) -> None:
+    room = classroom_id()
+    origin = ws_origin(server)
+    comm = edrys_comm({"m": "WebRTC", "w": origin, "s": [origin]})
+    url = f"{server}/?/classroom/{room}#comm={comm}"
+    a, b = open_member(browser, url, "Ada"), open_member(browser, url, "Bob")
+    try:
+        _see_each_other(a, b)
+        for page in (a, b):
+            page.wait_for_function("edrysPage.session.stats.dataChannelsOpened >= 1")
+            state = debug(page)
+            assert state["transport"] == "webrtc"
+            # the Yjs WebSocket door of the server was never used: only signaling
+            assert state["websocketDoorOpened"] == 0, state
+            assert page.sockets and all(urlsplit(u).path in ("", "/") for u in page.sockets)
+            framed = page.evaluate("edrysPage.session.stats.bytesIn")
+            assert framed > 0
+    finally:
+        _close(a, b)
+
+
+def test_webrtc_mode_over_data_channel(request: pytest.FixtureRequest) -> None:
+    run_in_netns(request, _webrtc_mode)
+
+
+def _switch_keeps_document(server: str, browser: Any) -> None:
+    room = classroom_id()
+    origin = ws_origin(server)
+    url = f"{server}/?/classroom/{room}#comm=" + edrys_comm({"m": "Websocket", "w": origin})
+    a, b = open_member(browser, url, "Ada"), open_member(browser, url, "Bob")
+    try:
+        _see_each_other(a, b)
+        before = comm_of(a)
+        for page in (a, b):
+            page.click("label[for=m-webrtc]")
+        for page in (a, b):
+            expect(page.locator("#st-transport")).to_contain_text("WebRTC", timeout=WAIT_MS)
+            expect(page.locator("#st-peers")).to_have_text("1", timeout=WAIT_MS)
+        after = comm_of(a)
+        assert after != before
+        assert edrys_decode(after) == {"m": "WebRTC", "w": origin, "s": [origin]}
+        assert edrys_decode(before) == {"m": "Websocket", "w": origin, "s": [origin]}
+        for page in (a, b):  # the document survived the switch
+            expect(page.locator("#chat")).to_contain_text("hello from Ada")
+            expect(page.locator("#notes")).to_have_value("notes by Bob")
+        b.fill("#chat-input", "now over WebRTC")
+        b.press("#chat-input", "Enter")
+        expect(a.locator("#chat")).to_contain_text("now over WebRTC", timeout=WAIT_MS)
+        for page in (a, b):
+            page.click("label[for=m-websocket]")
+        for page in (a, b):
+            expect(page.locator("#st-transport")).to_contain_text("WebSocket", timeout=WAIT_MS)
+            expect(page.locator("#members")).to_contain_text("Ada", timeout=WAIT_MS)
+            expect(page.locator("#members")).to_contain_text("Bob", timeout=WAIT_MS)
+        assert edrys_decode(comm_of(a)) == {"m": "Websocket", "w": origin, "s": [origin]}
+        expect(a.locator("#chat")).to_contain_text("now over WebRTC")
+        expect(a.locator("#notes")).to_have_value("notes by Bob")
+    finally:
+        _close(a, b)
+
+
+def test_switching_mode_keeps_chat_and_notes(request: pytest.FixtureRequest) -> None:
+    run_in_netns(request, _switch_keeps_document)
+
+
+def test_copied_link_opens_same_classroom_and_mode(server: str, browser: Any) -> None:
+    room = classroom_id()
+    origin = ws_origin(server)
+    url = f"{server}/?/classroom/{room}#comm=" + edrys_comm({"m": "Websocket", "w": origin})
+    a = open_member(browser, url, "Ada")
+    try:
+        a.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        a.click("#copy-link")
+        expect(a.locator("#copy-note")).to_contain_text("copied")
+        link = a.evaluate("navigator.clipboard.readText()")
+        assert link == a.input_value("#link") == a.url
+        assert f"?/classroom/{room}#comm=" in link
+        b = open_member(browser, link, "Bob")
+        try:
+            expect(b.locator("#room-id")).to_have_text(room)
+            expect(b.locator("#m-websocket")).to_be_checked()
+            assert debug(b)["transport"] == "websocket"
+            expect(b.locator("#members")).to_contain_text("Ada", timeout=WAIT_MS)
+        finally:
+            _close(b)
+    finally:
+        _close(a)
+
+
+@pytest.mark.parametrize(
+    ("short", "method", "signaling_path"),
+    [
+        ({"m": "Websocket", "w": "ORIGIN"}, "m-websocket", ""),
+        ("ws", "m-websocket", ""),  # Edrys-Lite's shorthand: WebSocket on the default server
+        ({"m": "WebRTC", "s": ["ORIGIN/signaling"]}, "m-webrtc", "/signaling"),
+    ],
+)
+def test_edrys_made_comm_selects_mode_and_server(
+    server: str, browser: Any, short: Any, method: str, signaling_path: str
+) -> None:
+    """A #comm= value made with npm lz-string, as Edrys-Lite makes it, selects mode and server."""
+    origin = ws_origin(server)
+    if isinstance(short, dict):
+        text = json.dumps(short).replace("ORIGIN", origin)
+        short = edrys_comm(json.loads(text))
+    page = open_member(browser, f"{server}/?/classroom/{classroom_id()}#comm={short}", "Ada")
+    try:
+        expect(page.locator(f"#{method}")).to_be_checked()
+        expect(page.locator("#ws-url")).to_have_value(origin)
+        expect(page.locator("#sig-url")).to_have_value(origin + signaling_path)
+        if method == "m-webrtc":
+            # it talks to the configured signaling URL, never to the Yjs WebSocket door
+            page.wait_for_function("edrysPage.session.provider.signalingConns[0].connected")
+            assert f"{origin}/signaling" in page.sockets
+            assert debug(page)["websocketDoorOpened"] == 0
+        else:
+            expect(page.locator("#st-status")).to_have_text("connected", timeout=WAIT_MS)
+    finally:
+        _close(page)
+
+
+def _auto_falls_back(server: str, browser: Any) -> None:
+    room = classroom_id()
+    origin = ws_origin(server)
+    no_path = {"iceTransportPolicy": "relay", "iceServers": []}  # relay only, but no TURN
+    comm = edrys_comm({"m": "WebRTC", "w": origin, "c": no_path, "s": [origin], "a": 1})
+    url = f"{server}/?/classroom/{room}#comm={comm}"
+    a = open_member(browser, url, "Ada", auto_timeout_ms=4000)
+    b = open_member(browser, url, "Bob", auto_timeout_ms=4000)
+    try:
+        expect(a.locator("#m-auto")).to_be_checked()
+        for page in (a, b):
+            expect(page.locator("#st-transport")).to_have_text(
+                "Auto → WebSocket (this server)", timeout=WAIT_MS
+            )
+            expect(page.locator("#fallback-note")).to_contain_text("no direct WebRTC connection")
+        _see_each_other(a, b)
+        assert all(debug(p)["dataChannelsOpened"] == 0 for p in (a, b))
+    finally:
+        _close(a, b)
+
+
+def test_auto_falls_back_to_websocket_when_ice_fails(request: pytest.FixtureRequest) -> None:
+    run_in_netns(request, _auto_falls_back)
