@@ -7,8 +7,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import run_in_netns
-from helpers import (
+
+from .helpers import (
     WAIT_MS,
     classroom_id,
     comm_of,
@@ -16,6 +16,7 @@ from helpers import (
     edrys_comm,
     edrys_decode,
     open_member,
+    run_in_netns,
     ws_origin,
 )
 

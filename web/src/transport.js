@@ -250,7 +250,8 @@ export class Session extends EventTarget {
     } else if (this.stats.transport === 'webrtc') {
       const times = await Promise.all(this._rtcConnected().map(conn => peerRtt(conn.peer._pc)))
       const known = times.filter(t => t !== null)
-      this.stats.rttMs = known.length ? Math.round(Math.max(...known)) : null
+      if (known.length) this.stats.rttMs = Math.round(Math.max(...known))
+      this._emit()
     }
   }
 
@@ -267,11 +268,12 @@ export class Session extends EventTarget {
 async function peerRtt (pc) {
   if (!pc) return null
   const report = await pc.getStats()
-  for (const stat of report.values()) {
-    if (stat.type === 'candidate-pair' && stat.nominated && stat.state === 'succeeded' &&
-        typeof stat.currentRoundTripTime === 'number') {
-      return stat.currentRoundTripTime * 1000
-    }
-  }
-  return null
+  const stats = [...report.values()]
+  const transport = stats.find(s => s.type === 'transport' && s.selectedCandidatePairId)
+  const pair = transport
+    ? report.get(transport.selectedCandidatePairId)
+    : stats.find(s => s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded')
+  const seconds = pair && (pair.currentRoundTripTime ?? (pair.responsesReceived
+    ? pair.totalRoundTripTime / pair.responsesReceived : undefined))
+  return typeof seconds === 'number' ? seconds * 1000 : null
 }
