@@ -76,6 +76,7 @@ function enter (classroom, name) {
   setupCheck()
   setupStream()
   session.addEventListener('change', renderStats)
+  $('retry-webrtc').addEventListener('click', applyConfig)
   window.addEventListener('hashchange', onHashChange)
   applyConfig()
 }
@@ -237,7 +238,7 @@ function renderStats () {
   $('st-rtt').textContent = s.rttMs === null ? '—' : `${s.rttMs} ms`
   $('st-reconnects').textContent = String(s.reconnects)
   $('st-bytes').textContent = `${formatBytes(s.bytesOut)} / ${formatBytes(s.bytesIn)}`
-  $('fallback-note').hidden = !s.fallbackReason
+  $('fallback').hidden = !s.fallbackReason
   $('fallback-note').textContent = s.fallbackReason ? `Switched to WebSocket because ${s.fallbackReason}.` : ''
   const pill = $('status-pill')
   const mode = s.transport === 'webrtc' ? 'WebRTC' : s.transport === 'websocket' ? 'WebSocket' : ''
