@@ -1,0 +1,56 @@
+"""All settings of a running server in one immutable object, with every default named here.
+
+The CLI builds a :class:`Settings` from flags and environment variables; everything else
+receives it (or the part it needs) through its constructor. ``docs/configuration.md``
+mirrors the table of limits below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 1234
+
+    # Timeouts (seconds)
+    ping_interval: float = 30.0
+    """WebSocket ping period; a connection whose pong has not arrived by the next ping closes."""
+    open_timeout: float = 10.0
+    """Deadline for the opening handshake (slowloris guard)."""
+    close_timeout: float = 5.0
+    awareness_timeout: float = 30.0
+    """Awareness states not renewed for this long are removed (y-protocols outdatedTimeout)."""
+    sweep_interval: float = 3.0
+    """How often awareness expiry and idle-room unloading run (y-protocols checks every 3 s)."""
+    room_idle_seconds: float = 60.0
+    """An empty room stays loaded this long, so reconnecting clients find it warm."""
+    slow_consumer_seconds: float = 10.0
+    """A receiver whose send buffer stays above ``send_buffer_high`` this long is dropped."""
+
+    # Limits
+    max_message_yjs: int = 16 * MiB
+    max_message_signaling: int = 64 * KiB
+    max_room_name: int = 256
+    max_topic_length: int = 1024
+    send_buffer_high: int = 1 * MiB
+    """Send-buffer level above which a receiver counts as behind."""
+    send_buffer_max: int = 64 * MiB
+    """Send-buffer level at which a receiver is dropped at once."""
+    max_awareness_entries: int = 1024
+    max_awareness_state: int = 64 * KiB
+
+    def public_url(self, scheme: str = "ws") -> str:
+        """A URL for people to type: the bound host, or localhost for a wildcard bind."""
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}"
+
+
+__all__ = ["KiB", "MiB", "Settings"]

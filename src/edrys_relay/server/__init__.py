@@ -1,0 +1,1 @@
+"""The asyncio server: transport adapter, hubs for each door, HTTP responses."""

@@ -1,0 +1,75 @@
+"""A thin, safe wrapper around a pycrdt document, used only to validate and track state.
+
+pycrdt/Yrs re-encodes JSON values with reordered keys (protocols.md §2.9), so nothing this
+module produces is ever served as document content: it answers "is this update valid?",
+"did it add anything?" and "what is the state vector?". Served bytes are always the
+writers' own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pycrdt
+
+from edrys_relay.protocol.errors import InvalidPayload
+from edrys_relay.protocol.lib0 import Decoder
+from edrys_relay.protocol.ystructs import update_extent
+
+# pyo3 turns Rust panics into PanicException, which derives from BaseException (threats.md V4).
+_NOT_PANICS = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+def decode_state_vector(sv: bytes) -> dict[int, int]:
+    decoder = Decoder(sv)
+    count = decoder.read_var_uint()
+    if count > decoder.remaining:
+        raise InvalidPayload("state vector count exceeds its size")
+    result = {}
+    for _ in range(count):
+        client = decoder.read_var_uint()
+        result[client] = decoder.read_var_uint()
+    return result
+
+
+class TrackedDoc:
+    """A pycrdt Doc that reports whether each applied update mattered."""
+
+    __slots__ = ("_changed", "_doc", "_subscription")
+
+    def __init__(self) -> None:
+        self._doc: pycrdt.Doc[Any] = pycrdt.Doc()
+        self._changed = False
+        self._subscription = self._doc.observe(self._on_transaction)
+
+    def _on_transaction(self, _event: pycrdt.TransactionEvent) -> None:
+        self._changed = True
+
+    def state_vector(self) -> bytes:
+        return bytes(self._doc.get_state())
+
+    def apply(self, update: bytes) -> bool:
+        """Apply an update; True if it changed the document or left content pending.
+
+        An update whose dependencies have not arrived yet changes nothing visible and fires no
+        event, yet it must be kept and relayed or its content would be lost to everyone else.
+
+        Raises:
+            InvalidPayload: the Yjs decoder rejected the update (including Rust panics).
+        """
+        try:
+            self._changed = False
+            self._doc.apply_update(update)
+        except BaseException as exc:
+            if isinstance(exc, _NOT_PANICS):
+                raise
+            raise InvalidPayload(f"Yjs update rejected: {type(exc).__name__}") from exc
+        if self._changed:
+            return True
+        # Rare path (duplicates, pending content): does the update reach past our state?
+        doc_sv = decode_state_vector(self.state_vector())
+        extent = update_extent(update)
+        return any(clock > doc_sv.get(client, 0) for client, clock in extent.items())
+
+
+__all__ = ["TrackedDoc", "decode_state_vector"]
