@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import (
@@ -44,7 +46,10 @@ def _fill_classroom(a, b) -> None:  # type: ignore[no-untyped-def]
     b.wait_for_function("document.querySelectorAll('#chat li').length >= 2")
     b.click("#stream-test")
     a.click("#stream-toggle")
-    a.wait_for_function("edrysPage.viewer.state === 'live'", timeout=15000)
+    try:
+        a.wait_for_function("edrysPage.viewer.state === 'live'", timeout=5000)
+    except PlaywrightTimeout:
+        print("note: no live /stream on this server; the stream panel shows its empty state")
     a.wait_for_timeout(1500)
 
 

@@ -180,7 +180,7 @@ function memberItem (clientId, state, session) {
   dot.style.background = user.color || '#8c9490'
   const name = document.createElement('span')
   name.className = 'name'
-  name.textContent = (user.name || user.displayName || 'Edrys-Lite member') +
+  name.textContent = (user.name || edrysName(session, user.id) || 'Edrys-Lite member') +
     (clientId === session.doc.clientID ? ' (you)' : '')
   const meta = document.createElement('span')
   meta.className = 'meta'
@@ -188,6 +188,13 @@ function memberItem (clientId, state, session) {
   li.append(dot, name, meta)
   li.dataset.name = user.name || ''
   return li
+}
+
+// Edrys-Lite members in WebSocket mode put their peer id into awareness; their
+// display name is in the classroom's `users` map (protocols.md §5.3, §5.6).
+function edrysName (session, peerId) {
+  const entry = peerId && session.doc.getMap('users').get(peerId)
+  return entry && typeof entry.get === 'function' ? entry.get('displayName') : ''
 }
 
 // --- chat -------------------------------------------------------------------------
