@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -73,6 +74,11 @@ def _webrtc_mode(server: str, browser: Any) -> None:
             assert page.sockets and all(urlsplit(u).path in ("", "/") for u in page.sockets)
             framed = page.evaluate("edrysPage.session.stats.bytesIn")
             assert framed > 0
+        # and the server agrees: two signaling sockets, no Yjs room, no Yjs connection
+        health = json.loads(urllib.request.urlopen(f"{server}/healthz", timeout=5).read())
+        assert health["connections"]["yjs"] == 0, health
+        assert health["rooms"] == 0, health
+        assert health["connections"]["signaling"] == 2, health
     finally:
         _close(a, b)
 

@@ -301,6 +301,7 @@ function setupStream () {
   const img = $('stream-img')
   const viewer = new StreamViewer(img)
   app.viewer = viewer
+  const watching = () => !['off', 'disconnected'].includes(viewer.state)
   const render = () => {
     const live = viewer.state === 'live'
     $('stream-empty').hidden = live
@@ -308,14 +309,14 @@ function setupStream () {
     $('stream-state').textContent = viewer.state === 'off'
       ? `Viewer for the /stream source of classroom ${app.classroom.id}.`
       : `Stream: ${viewer.state}${live ? ` · ${viewer.fps} fps` : ''}`
-    $('stream-toggle').textContent = viewer.state === 'off' ? 'Watch stream' : 'Stop watching'
+    $('stream-toggle').textContent = watching() ? 'Stop watching' : 'Watch stream'
   }
   viewer.addEventListener('change', render)
   setInterval(() => viewer.state === 'live' && render(), 1000)
   render()
   $('stream-toggle').addEventListener('click', () => {
-    if (viewer.state === 'off') viewer.start(streamUrl(app.cfg.websocketUrl), app.classroom.id)
-    else viewer.stop()
+    if (watching()) viewer.stop()
+    else viewer.start(streamUrl(app.cfg.websocketUrl), app.classroom.id)
   })
   $('stream-test').addEventListener('click', () => {
     if (app.pattern) {
