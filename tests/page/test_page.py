@@ -200,6 +200,16 @@ def _auto_falls_back(server: str, browser: Any) -> None:
             expect(page.locator("#fallback-note")).to_contain_text("no direct WebRTC connection")
         _see_each_other(a, b)
         assert all(debug(p)["dataChannelsOpened"] == 0 for p in (a, b))
+        # a late member in Auto finds the others on the WebSocket server and joins them there
+        c = open_member(browser, url, "Carol", auto_timeout_ms=60_000)
+        try:
+            expect(c.locator("#fallback-note")).to_contain_text(
+                "already on the WebSocket server", timeout=WAIT_MS
+            )
+            expect(c.locator("#notes")).to_have_value("notes by Bob", timeout=WAIT_MS)
+            expect(a.locator("#members")).to_contain_text("Carol", timeout=WAIT_MS)
+        finally:
+            _close(c)
     finally:
         _close(a, b)
 

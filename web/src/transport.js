@@ -15,6 +15,7 @@ import { traffic as rtcTraffic } from './framing.js'
 export const DEFAULT_PASSWORD = 'password'
 const TICK_MS = 1000
 const RTT_PROBE_MS = 5000
+const PEEK_EVERY_MS = 10000
 
 /** WebSocket that counts bytes and times sync step 1 -> step 2 round trips. */
 function countingWebSocket (stats) {
@@ -106,7 +107,7 @@ export class Session extends EventTarget {
         'encrypt WebRTC signaling the way Edrys-Lite does')
     }
     this._startWebrtc()
-    if (cfg.communicationMethod === 'Auto') this._peekForWebsocketMembers()
+    this._lastPeek = -Infinity // Auto peeks at once on the first tick
   }
 
   setUser (user) {
@@ -179,7 +180,7 @@ export class Session extends EventTarget {
   async _peekForWebsocketMembers () {
     const provider = this.provider
     const states = await peekWebsocketRoom(this.cfg.websocketUrl, this.room)
-    if (provider !== this.provider || this._rtcConnected().length) return
+    if (provider !== this.provider || this.stats.transport !== 'webrtc' || this._rtcConnected().length) return
     if (states.length) {
       this._fallback(`${states.length} member(s) are already on the WebSocket server of this classroom`)
     }
@@ -224,6 +225,10 @@ export class Session extends EventTarget {
     }
     const now = performance.now()
     const waited = Math.round(this.autoTimeoutMs / 1000)
+    if (now - (this._lastPeek || 0) > PEEK_EVERY_MS) {
+      this._lastPeek = now
+      this._peekForWebsocketMembers() // members who fell back earlier are on the WebSocket server
+    }
     if (!signaling && now - this._autoStartedAt > this.autoTimeoutMs) {
       return this._fallback(`the signaling server did not answer within ${waited} s`)
     }
