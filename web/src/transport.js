@@ -155,6 +155,7 @@ export class Session extends EventTarget {
     provider.on('peers', () => this._tick())
     provider.on('synced', () => this._tick())
     this.provider = provider
+    this._rtcBase = { ...rtcTraffic } // the counters are page-wide; show this provider's share
     this.stats.transport = 'webrtc'
     this._setStatus('connecting')
   }
@@ -215,8 +216,8 @@ export class Session extends EventTarget {
     const connected = conns.filter(conn => conn.connected)
     const signaling = this.provider.signalingConns.some(conn => conn.connected)
     this.stats.peers = connected.length
-    this.stats.bytesIn = rtcTraffic.bytesIn
-    this.stats.bytesOut = rtcTraffic.bytesOut
+    this.stats.bytesIn = rtcTraffic.bytesIn - this._rtcBase.bytesIn
+    this.stats.bytesOut = rtcTraffic.bytesOut - this._rtcBase.bytesOut
     this.stats.dataChannelsOpened = Math.max(this.stats.dataChannelsOpened, connected.length)
     this._setStatus(connected.length ? 'connected' : signaling ? (conns.length ? 'connecting to peers' : 'waiting for peers') : 'connecting')
     if (this.cfg.communicationMethod !== 'Auto' || connected.length) {
