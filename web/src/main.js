@@ -42,7 +42,11 @@ function start () {
     const picked = text ? parseClassroom(text) : { id: newClassroomId(), owner: '', hash: '' }
     if (!picked) return ($('join-error').textContent = 'That is not a classroom id or link.')
     const linkComm = /#comm=([^&]+)/.exec(text)
-    if (linkComm) app.cfg = decodeComm(decodeURIComponent(linkComm[1]), defaults)
+    try {
+      if (linkComm) app.cfg = decodeComm(decodeURIComponent(linkComm[1]), defaults)
+    } catch (e) {
+      return ($('join-error').textContent = `The link's #comm= value is unreadable: ${e.message}`)
+    }
     enter(picked, $('join-name').value)
   })
   $('create-button').addEventListener('click', () => {
