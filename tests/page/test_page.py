@@ -216,3 +216,38 @@ def _auto_falls_back(server: str, browser: Any) -> None:
 
 def test_auto_falls_back_to_websocket_when_ice_fails(request: pytest.FixtureRequest) -> None:
     run_in_netns(request, _auto_falls_back)
+
+
+def _has_stream_door(server: str) -> bool:
+    """True when the server answers on /stream with the relay's `info` greeting."""
+    from websockets.sync.client import connect
+
+    try:
+        with connect(ws_origin(server) + "/stream", open_timeout=3) as ws:
+            return json.loads(ws.recv(timeout=3)).get("type") == "info"
+    except Exception:
+        return False
+
+
+def test_stream_viewer_shows_frames_of_this_classroom(server: str, browser: Any) -> None:
+    if not _has_stream_door(server):
+        pytest.skip("this server has no /stream door yet")
+    room = classroom_id()
+    url = f"{server}/?/classroom/{room}#comm=" + edrys_comm(
+        {"m": "Websocket", "w": ws_origin(server)}
+    )
+    a, b = open_member(browser, url, "Ada"), open_member(browser, url, "Bob")
+    try:
+        b.click("#stream-toggle")
+        a.click("#stream-test")  # the page's own small /stream source
+        b.wait_for_function("edrysPage.viewer.state === 'live'", timeout=WAIT_MS)
+        assert b.get_attribute("#stream-img", "src").startswith("data:image/jpeg;base64,")
+        other = open_member(browser, url.replace(room, classroom_id()), "Eve")
+        try:
+            other.click("#stream-toggle")
+            other.wait_for_timeout(1500)
+            assert other.evaluate("edrysPage.viewer.frames") == 0  # another classroom, no frames
+        finally:
+            _close(other)
+    finally:
+        _close(a, b)
