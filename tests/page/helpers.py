@@ -36,26 +36,27 @@ CHROMIUM_ARGS = [
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 NETNS_ENV = "EDRYS_PAGE_IN_NETNS"
+NETNS_HOST = "10.233.0.1"  # the namespace's own address (the veth end), not loopback
 NETNS_SETUP = (
     "ip link set lo up && ip link add rtc0 type veth peer name rtc1 && "
-    "ip addr add 10.233.0.1/24 dev rtc0 && ip link set rtc0 up && ip link set rtc1 up && "
+    f"ip addr add {NETNS_HOST}/24 dev rtc0 && ip link set rtc0 up && ip link set rtc1 up && "
     "ip route add default dev rtc0"
 )
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
-def running_server() -> Iterator[str]:
-    """Run ``python -m edrys_relay serve`` on a free loopback port; yield its http URL."""
-    port = _free_port()
+def running_server(host: str = "127.0.0.1") -> Iterator[str]:
+    """Run ``python -m edrys_relay serve`` on a free port of ``host``; yield its http URL."""
+    port = _free_port(host)
     # EDRYS_PAGE_SERVER: another server command to test the page against ({port} is filled in)
     template = os.environ.get("EDRYS_PAGE_SERVER")
-    serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    serve = ["serve", "--host", host, "--port", str(port)]
     command = (
         shlex.split(template.format(port=port))
         if template
@@ -71,7 +72,7 @@ def running_server() -> Iterator[str]:
     )
     try:
         _wait_until_listening(proc, port)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         proc.terminate()
         try:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from .helpers import (
+    NETNS_HOST,
     WAIT_MS,
     classroom_id,
     comm_of,
@@ -18,6 +19,7 @@ from .helpers import (
     edrys_decode,
     open_member,
     run_in_netns,
+    running_server,
     ws_origin,
 )
 
@@ -251,3 +253,29 @@ def test_stream_viewer_shows_frames_of_this_classroom(server: str, browser: Any)
             _close(other)
     finally:
         _close(a, b)
+
+
+def _insecure_page(_server: str, browser: Any) -> None:
+    # http:// on a non-loopback address is not a secure context: no WebCrypto, so no
+    # encrypted WebRTC signaling. Auto must say so and use WebSocket at once.
+    with running_server(host=NETNS_HOST) as server:
+        origin = ws_origin(server)
+        url = f"{server}/?/classroom/{classroom_id()}#comm=" + edrys_comm(
+            {"m": "WebRTC", "w": origin, "s": [origin], "a": 1}
+        )
+        a, b = open_member(browser, url, "Ada"), open_member(browser, url, "Bob")
+        try:
+            assert a.evaluate("window.isSecureContext") is False
+            expect(a.locator("#fallback-note")).to_contain_text("not on https or localhost")
+            _see_each_other(a, b)
+            a.click("label[for=m-webrtc]")
+            expect(a.locator("#fallback-note")).to_contain_text("WebRTC is not available")
+            expect(a.locator("#st-status")).to_have_text("unavailable")
+        finally:
+            _close(a, b)
+
+
+def test_auto_uses_websocket_at_once_without_a_secure_context(
+    request: pytest.FixtureRequest,
+) -> None:
+    run_in_netns(request, _insecure_page)

@@ -249,8 +249,9 @@ function renderStats () {
   $('st-rtt').textContent = s.rttMs === null ? '—' : `${s.rttMs} ms`
   $('st-reconnects').textContent = String(s.reconnects)
   $('st-bytes').textContent = `${formatBytes(s.bytesOut)} / ${formatBytes(s.bytesIn)}`
-  $('fallback').hidden = !s.fallbackReason
-  $('fallback-note').textContent = s.fallbackReason ? `Switched to WebSocket because ${s.fallbackReason}.` : ''
+  $('fallback').hidden = !s.fallbackReason && !s.problem
+  $('fallback-note').textContent = s.fallbackReason ? `Switched to WebSocket because ${s.fallbackReason}.` : s.problem
+  $('retry-webrtc').hidden = !s.fallbackReason
   const pill = $('status-pill')
   const mode = s.transport === 'webrtc' ? 'WebRTC' : s.transport === 'websocket' ? 'WebSocket' : ''
   pill.textContent = mode ? `${mode} · ${s.status}${s.peers ? ` · ${s.peers} peer${s.peers > 1 ? 's' : ''}` : ''}` : 'not connected'

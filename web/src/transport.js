@@ -87,7 +87,7 @@ export class Session extends EventTarget {
   _freshStats () {
     return {
       method: '', transport: 'none', status: 'idle', peers: 0, rttMs: null, reconnects: 0,
-      bytesIn: 0, bytesOut: 0, fallbackReason: '', websocketDoorOpened: 0,
+      bytesIn: 0, bytesOut: 0, fallbackReason: '', problem: '', websocketDoorOpened: 0,
       dataChannelsOpened: 0, _probeSentAt: 0
     }
   }
@@ -102,9 +102,12 @@ export class Session extends EventTarget {
     this._autoStartedAt = performance.now()
     this._othersSince = 0
     if (cfg.communicationMethod === 'Websocket') return this._startWebsocket()
-    if (cfg.communicationMethod === 'Auto' && !window.isSecureContext) {
-      return this._fallback('this page is not on https or localhost, so the browser cannot ' +
-        'encrypt WebRTC signaling the way Edrys-Lite does')
+    if (!window.isSecureContext) {
+      const why = 'this page is not on https or localhost, so the browser cannot encrypt ' +
+        'WebRTC signaling the way Edrys-Lite does'
+      if (cfg.communicationMethod === 'Auto') return this._fallback(why)
+      this.stats.problem = `WebRTC is not available: ${why}. Use WebSocket, or serve with TLS.`
+      return this._setStatus('unavailable')
     }
     this._startWebrtc()
     this._lastPeek = -Infinity // Auto peeks at once on the first tick
