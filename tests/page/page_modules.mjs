@@ -18,6 +18,9 @@ const fake = { destroyed: false, _partial: new Map(), _deliver: m => delivered.p
 for (const f of [frames[2], frames[0], frames[1]]) {
   FramedPeer.prototype._onChannelMessage.call(fake, { data: f.buffer })
 }
+const edge = new Uint8Array(CHUNK_SIZE + 1).map((_, i) => i % 251)
+out.edgeHeaders = frameMessage(edge, 7).map(f => hex(f.subarray(0, 40)))
+out.edgeTails = frameMessage(edge, 7).map(f => hex(f.subarray(-2)))
 out.reassembled = delivered.length === 1 && Buffer.compare(delivered[0], big) === 0
 out.parsed = parseFrame(frames[1])
 delete out.parsed.chunk

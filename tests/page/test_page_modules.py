@@ -51,6 +51,16 @@ def test_big_message_is_split_like_the_fork(result: dict) -> None:  # type: igno
     assert result["reassembled"] is True
 
 
+def test_one_byte_past_a_chunk(result: dict) -> None:  # type: ignore[type-arg]
+    # 15 873 bytes as message 7: a full chunk plus one byte (same vector as the Python codec)
+    assert result["edgeHeaders"] == [
+        "0000000000000007000000000000000000000000000000020000000000003e010000000000003e00",
+        "0000000000000007000000000000000100000000000000020000000000003e010000000000000001",
+    ]
+    last_two = bytes([15870 % 251, 15871 % 251]).hex()
+    assert result["edgeTails"] == [last_two, "01" + bytes([15872 % 251]).hex()]
+
+
 def test_comm_encoding_matches_edrys(result: dict) -> None:  # type: ignore[type-arg]
     # the example of protocols.md §5.2 (made by Edrys-Lite's npm lz-string)
     assert result["docExample"] == (

@@ -52,9 +52,10 @@ export default class FramedPeer extends SimplePeer {
 
   send (data) {
     const message = data instanceof Uint8Array ? data : new Uint8Array(data)
-    if (message.byteLength === 0) return // the fork sends nothing for empty messages
+    const txOrd = this._txOrd++ // the fork counts empty messages too, but sends no chunk
+    if (message.byteLength === 0) return
     traffic.messagesOut++
-    for (const frame of frameMessage(message, this._txOrd++)) {
+    for (const frame of frameMessage(message, txOrd)) {
       traffic.bytesOut += frame.byteLength
       super.send(frame)
     }
