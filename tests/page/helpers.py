@@ -192,4 +192,7 @@ def debug(page: Any) -> dict[str, Any]:
 
 
 def comm_of(page: Any) -> str:
-    return page.evaluate("new URLSearchParams(location.hash.slice(1)).get('comm')")  # type: ignore[no-any-return]
+    # URLSearchParams reads '+' as a space; Edrys-Lite turns it back, so do we
+    return page.evaluate(
+        "new URLSearchParams(location.hash.slice(1)).get('comm').replace(/ /g, '+')"
+    )  # type: ignore[no-any-return]

@@ -30,11 +30,17 @@ function start () {
   const defaults = serverDefaults()
   $('join-name').value = defaultName()
   let cfg = { communicationMethod: 'Auto', ...defaults, webrtcConfig: null }
+  let warning = ''
   if (comm) {
-    try { cfg = decodeComm(comm, defaults) } catch (e) { $('join-error').textContent = `Ignored the #comm= value: ${e.message}` }
+    try { cfg = decodeComm(comm, defaults) } catch (e) { warning = `Ignored the #comm= value: ${e.message}` }
   }
   app.cfg = cfg
-  if (classroom) return enter(classroom, $('join-name').value)
+  if (classroom) {
+    enter(classroom, $('join-name').value)
+    $('comm-error').textContent = warning
+    return
+  }
+  $('join-error').textContent = warning
   $('join').hidden = false
   $('join-form').addEventListener('submit', event => {
     event.preventDefault()

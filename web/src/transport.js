@@ -93,7 +93,17 @@ export class Session extends EventTarget {
   }
 
   /** Apply a communication config now (same document, new provider). */
-  async use (cfg) {
+  use (cfg) {
+    return this._serialized(() => this._use(cfg))
+  }
+
+  // Provider switches run one at a time: y-webrtc allows one provider per room name.
+  _serialized (task) {
+    this._queue = (this._queue || Promise.resolve()).then(task, task)
+    return this._queue
+  }
+
+  async _use (cfg) {
     await this._stop()
     const door = this.stats.websocketDoorOpened
     this.stats = { ...this._freshStats(), websocketDoorOpened: door }
@@ -105,7 +115,10 @@ export class Session extends EventTarget {
     if (!window.isSecureContext) {
       const why = 'this page is not on https or localhost, so the browser cannot encrypt ' +
         'WebRTC signaling the way Edrys-Lite does'
-      if (cfg.communicationMethod === 'Auto') return this._fallback(why)
+      if (cfg.communicationMethod === 'Auto') {
+        this.stats.fallbackReason = why
+        return this._startWebsocket()
+      }
       this.stats.problem = `WebRTC is not available: ${why}. Use WebSocket, or serve with TLS.`
       return this._setStatus('unavailable')
     }
@@ -174,11 +187,15 @@ export class Session extends EventTarget {
     await new Promise(resolve => setTimeout(resolve, 0))
   }
 
-  async _fallback (reason) {
-    await this._stop()
-    this.stats.fallbackReason = reason
-    this._startWebsocket()
-    this._emit()
+  _fallback (reason) {
+    const provider = this.provider
+    return this._serialized(async () => {
+      if (provider !== this.provider) return // a newer config won meanwhile
+      await this._stop()
+      this.stats.fallbackReason = reason
+      this._startWebsocket()
+      this._emit()
+    })
   }
 
   async _peekForWebsocketMembers () {
