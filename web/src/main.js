@@ -251,7 +251,8 @@ function renderStats () {
   const transport = { webrtc: 'WebRTC (data channels)', websocket: 'WebSocket (this server)', none: '—' }[s.transport]
   $('st-transport').textContent = s.method === 'Auto' ? `Auto → ${transport}` : transport
   $('st-status').textContent = s.status
-  $('st-peers').textContent = String(s.peers)
+  $('st-peers').textContent = String(s.peers) +
+    (s.tabs ? ` (+ ${s.tabs} tab${s.tabs > 1 ? 's' : ''} of this browser, over BroadcastChannel)` : '')
   $('st-rtt').textContent = s.rttMs === null ? '—' : `${s.rttMs} ms`
   $('st-reconnects').textContent = String(s.reconnects)
   $('st-bytes').textContent = `${formatBytes(s.bytesOut)} / ${formatBytes(s.bytesIn)}`

@@ -87,7 +87,7 @@ export class Session extends EventTarget {
   _freshStats () {
     return {
       method: '', transport: 'none', status: 'idle', peers: 0, rttMs: null, reconnects: 0,
-      bytesIn: 0, bytesOut: 0, fallbackReason: '', problem: '', websocketDoorOpened: 0,
+      bytesIn: 0, bytesOut: 0, tabs: 0, fallbackReason: '', problem: '', websocketDoorOpened: 0,
       dataChannelsOpened: 0, _probeSentAt: 0
     }
   }
@@ -236,6 +236,8 @@ export class Session extends EventTarget {
     const connected = conns.filter(conn => conn.connected)
     const signaling = this.provider.signalingConns.some(conn => conn.connected)
     this.stats.peers = connected.length
+    // y-webrtc syncs tabs of this browser over BroadcastChannel, without a data channel
+    this.stats.tabs = this.provider.room ? this.provider.room.bcConns.size : 0
     this.stats.bytesIn = rtcTraffic.bytesIn - this._rtcBase.bytesIn
     this.stats.bytesOut = rtcTraffic.bytesOut - this._rtcBase.bytesOut
     this.stats.dataChannelsOpened = Math.max(this.stats.dataChannelsOpened, connected.length)
