@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
@@ -279,3 +281,58 @@ def test_auto_uses_websocket_at_once_without_a_secure_context(
     request: pytest.FixtureRequest,
 ) -> None:
     run_in_netns(request, _insecure_page)
+
+
+def _python_peer_meets_the_page(server: str, browser: Any) -> None:
+    """An independent implementation of the fork's framing and crypto (edrys_relay.client)."""
+    pycrdt = pytest.importorskip("pycrdt")
+    client = pytest.importorskip("edrys_relay.client")
+    room = classroom_id()
+    origin = ws_origin(server)
+    url = f"{server}/?/classroom/{room}#comm=" + edrys_comm(
+        {"m": "WebRTC", "w": origin, "s": [origin]}
+    )
+    page = open_member(browser, url, "Ada")
+    done, stop, errors = threading.Event(), threading.Event(), []
+
+    async def peer() -> None:
+        async with client.Classroom(origin, room, transport="webrtc") as classroom:
+            presence = {"user": {"name": "Pyro", "mode": "WebRTC", "state": "connected"}}
+            classroom.set_presence(presence)
+            async with asyncio.timeout(30):
+                await classroom.wait_synced()
+            notes = classroom.doc.get("relayNotes", type=pycrdt.Text)
+            notes.insert(len(notes), "written in Python")
+            chat = classroom.doc.get("relayChat", type=pycrdt.Array)
+            async with asyncio.timeout(30):
+                while not any(entry.get("text") == "hi Pyro" for entry in chat.to_py()):
+                    await asyncio.sleep(0.05)
+            done.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+    def run() -> None:
+        try:
+            asyncio.run(peer())
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+            done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        expect(page.locator("#members")).to_contain_text("Pyro", timeout=WAIT_MS)
+        expect(page.locator("#notes")).to_have_value("written in Python", timeout=WAIT_MS)
+        page.fill("#chat-input", "hi Pyro")
+        page.press("#chat-input", "Enter")
+        assert done.wait(30) and not errors, errors
+        state = debug(page)
+        assert state["dataChannelsOpened"] >= 1 and state["websocketDoorOpened"] == 0, state
+    finally:
+        stop.set()
+        thread.join(10)
+        _close(page)
+
+
+def test_python_webrtc_peer_meets_the_page(request: pytest.FixtureRequest) -> None:
+    run_in_netns(request, _python_peer_meets_the_page)
