@@ -65,7 +65,7 @@ export function decodeComm (text, defaults) {
   if (typeof config === 'string') config = JSON.parse(config)
   let signaling = short.s || defaults.signalingServer
   if (typeof signaling === 'string') signaling = [signaling]
-  const method = short.m === 'Websocket' ? 'Websocket' : short.a ? 'Auto' : 'WebRTC'
+  const method = /^websocket$/i.test(short.m) ? 'Websocket' : short.a ? 'Auto' : 'WebRTC'
   return {
     communicationMethod: method,
     websocketUrl: short.w || defaults.websocketUrl,
