@@ -336,3 +336,31 @@ def _python_peer_meets_the_page(server: str, browser: Any) -> None:
 
 def test_python_webrtc_peer_meets_the_page(request: pytest.FixtureRequest) -> None:
     run_in_netns(request, _python_peer_meets_the_page)
+
+
+def test_edrys_websocket_member_appears_with_its_display_name(server: str, browser: Any) -> None:
+    """An Edrys-Lite-like member: peer id in awareness, display name in the `users` map."""
+    pycrdt = pytest.importorskip("pycrdt")
+    from websockets.sync.client import connect
+
+    from edrys_relay.protocol.awareness import AwarenessEntry, encode_awareness_update
+    from edrys_relay.protocol.yjs import encode_awareness, encode_sync_update
+
+    room = classroom_id()
+    origin = ws_origin(server)
+    url = f"{server}/?/classroom/{room}#comm=" + edrys_comm({"m": "Websocket", "w": origin})
+    page = open_member(browser, url, "Ada")
+    peer_id = "B" * 87 + "=_x1Y2z3"
+    doc: Any = pycrdt.Doc()
+    users = doc.get("users", type=pycrdt.Map)
+    users[peer_id] = pycrdt.Map({"displayName": "Edda", "room": "Lobby", "role": "student"})
+    user = {"id": peer_id, "publicKey": "B" * 87 + "=", "signature": "c2ln", "heartbeat": 1}
+    try:
+        with connect(f"{origin}/{room}?userid=x", open_timeout=5) as ws:
+            ws.send(encode_sync_update(doc.get_update()))
+            state = json.dumps({"user": user}, separators=(",", ":"))
+            ws.send(encode_awareness(encode_awareness_update([AwarenessEntry(4242, 1, state)])))
+            expect(page.locator("#members")).to_contain_text("Edda", timeout=WAIT_MS)
+        expect(page.locator("#members")).not_to_contain_text("Edda", timeout=WAIT_MS)
+    finally:
+        _close(page)
