@@ -224,6 +224,7 @@ export class Session extends EventTarget {
   }
 
   _tick () {
+    if (!this.provider) return // between two providers
     if (this.stats.transport === 'webrtc') this._tickWebrtc()
     if (this.stats.transport === 'websocket') {
       this.stats.peers = Math.max(0, this.awareness.getStates().size - 1)
