@@ -187,7 +187,8 @@ def open_member(browser: Any, url: str, name: str, *, auto_timeout_ms: int | Non
     page = context.new_page()
     page.sockets = []  # type: ignore[attr-defined]
     page.on("websocket", lambda ws: page.sockets.append(ws.url))  # type: ignore[attr-defined]
-    page.on("pageerror", lambda e: print(f"[{name}] page error: {e}"))
+    page.errors = []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda e: page.errors.append(f"[{name}] {e}"))  # type: ignore[attr-defined]
     page.on("console", lambda m: m.type == "error" and print(f"[{name}] console: {m.text}"))
     page.goto(url)
     page.wait_for_selector("#classroom:not([hidden])")

@@ -41,8 +41,11 @@ def _see_each_other(a: Any, b: Any) -> None:
 
 
 def _close(*pages: Any) -> None:
+    """Close the members' contexts; the pages must not have thrown uncaught errors."""
+    errors = [error for page in pages for error in page.errors]
     for page in pages:
         page.context.close()
+    assert not errors, errors
 
 
 def test_websocket_mode_members_chat_notes(server: str, browser: Any) -> None:
