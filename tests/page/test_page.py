@@ -367,3 +367,28 @@ def test_edrys_websocket_member_appears_with_its_display_name(server: str, brows
         expect(page.locator("#members")).not_to_contain_text("Edda", timeout=WAIT_MS)
     finally:
         _close(page)
+
+
+def test_controls_are_labelled_and_fit_a_small_phone(server: str, browser: Any) -> None:
+    url = f"{server}/?/classroom/{classroom_id()}#comm=ws"
+    page = open_member(browser, url, "Ada")
+    try:
+        unlabelled = page.evaluate(
+            "[...document.querySelectorAll('input, textarea, select')]"
+            ".filter(e => !e.labels.length).map(e => e.id)"
+        )
+        assert unlabelled == []
+        assert page.evaluate(
+            "[...document.querySelectorAll('button')].every(b => b.textContent.trim())"
+        )
+        page.set_viewport_size({"width": 320, "height": 640})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        page.focus("#name")
+        reached = set()
+        for _ in range(20):  # the keyboard reaches every control, in reading order
+            page.keyboard.press("Tab")
+            reached.add(page.evaluate("document.activeElement.id"))
+        wanted = {"copy-link", "chat-input", "notes", "stream-toggle", "m-websocket", "ws-url"}
+        assert wanted | {"sig-url", "ice", "check-button"} <= reached, reached
+    finally:
+        _close(page)
