@@ -1,0 +1,53 @@
+"""Every timeout and limit of the client in one frozen dataclass (conventions.md §1.7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Transport = Literal["auto", "websocket", "webrtc"]
+Framing = Literal["edrys", "plain"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientOptions:
+    """Client settings; all durations in seconds."""
+
+    # WebRTC
+    password: str | None = "password"
+    """Signaling encryption password; Edrys-Lite always uses the literal ``"password"`` (§5.1).
+    ``None`` publishes plaintext signaling (upstream y-webrtc without a password)."""
+    signaling_urls: tuple[str, ...] = ()
+    """Signaling servers; empty means the server URL itself (its ``/`` door)."""
+    ice_servers: tuple[str, ...] = ()
+    """STUN/TURN URLs (``stun:host:port``); none by default, so only host candidates are used."""
+    ice_transport_policy: Literal["all", "relay"] = "all"
+    framing: Framing = "edrys"
+    """``"edrys"``: the fork's 40-byte chunk framing (§4.6); ``"plain"``: upstream y-webrtc."""
+    max_conns: int = 20
+
+    # Timeouts
+    webrtc_fallback_seconds: float = 15.0
+    """Auto mode: peers seen on signaling but no data channel open this long → WebSocket."""
+    connect_timeout: float = 10.0
+    """Opening handshake of a WebSocket, and one WebRTC connection attempt."""
+    signaling_ping_interval: float = 15.0
+    awareness_renew_seconds: float = 15.0
+    awareness_timeout: float = 30.0
+    silence_timeout: float = 30.0
+    """A WebSocket that received nothing this long is closed and reopened (y-websocket)."""
+    backoff_initial: float = 0.1
+    backoff_max: float = 2.5
+
+    # Limits
+    max_message: int = 16 * 1024 * 1024
+    max_signaling_message: int = 64 * 1024
+    send_queue: int = 1024
+    """Messages queued for one link; a link whose queue overflows is dropped and resyncs."""
+    max_buffered_bytes: int = 16 * 1024 * 1024
+    """Data-channel bytes buffered for sending; above this the link is dropped and resyncs."""
+    max_log_updates: int = 4096
+    """Raw updates kept before the log is compacted (order-preserving merge)."""
+
+
+__all__ = ["ClientOptions", "Framing", "Transport"]
