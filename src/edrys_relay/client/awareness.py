@@ -61,6 +61,17 @@ class Awareness:
         """An update carrying only our own entry."""
         return encode_awareness_update([AwarenessEntry(self.client_id, self._clock, self._state)])
 
+    def renew(self, now: float) -> bytes:
+        """Bump our clock and return every state we know, for a new link.
+
+        Receivers that dropped our state when their own link closed keep its clock, and would
+        reject a re-send with the same clock until the next renewal (y-protocols rules).
+        """
+        if self._state != NULL_STATE:
+            self._clock += 1
+            self._changed_at = now
+        return self.encode_all()
+
     def encode_all(self) -> bytes:
         """An update with our entry (if any) and every peer state we hold."""
         entries = self._peers.snapshot()
@@ -100,8 +111,13 @@ class Awareness:
         return None
 
     def forget_peers(self) -> None:
-        """Drop every peer state (our link is gone, as the JS client does on close)."""
+        """Drop every peer state (our link is gone, as the JS client does on close).
+
+        Their clocks are forgotten too, so that the states the next link brings are accepted
+        even when a peer re-sends its old clock (the JS client would wait for its renewal).
+        """
         removed = self._peers.remove(self._peers.client_ids())
+        self._peers = AwarenessStates()
         if removed:
             self._notify(AwarenessChange(removed=[e.client_id for e in removed], entries=removed))
 

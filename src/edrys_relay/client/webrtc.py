@@ -381,7 +381,8 @@ class WebRtcTransport:
         link.open = True
         self.channel_opened.set()
         link.send(self.shared.sync_step1())
-        link.send(encode_awareness(self.shared.awareness.encode_all()))
+        now = asyncio.get_running_loop().time()
+        link.send(encode_awareness(self.shared.awareness.renew(now)))
 
     def _on_packet(self, link: _Link, packet: bytes) -> None:
         loop = asyncio.get_running_loop()

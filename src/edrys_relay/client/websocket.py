@@ -114,9 +114,9 @@ class WebSocketTransport:
         self.connections_made += 1
         self.connected.set()
         queue.put_nowait(self.shared.sync_step1())
-        queue.put_nowait(encode_awareness(self.shared.awareness.encode_all()))
-        writer = asyncio.create_task(self._write(connection, queue))
         loop = asyncio.get_running_loop()
+        queue.put_nowait(encode_awareness(self.shared.awareness.renew(loop.time())))
+        writer = asyncio.create_task(self._write(connection, queue))
         try:
             async for frame in connection:
                 if isinstance(frame, str):
