@@ -1,0 +1,52 @@
+"""Auto transport: WebRTC made impossible, so the client ends on WebSocket and syncs.
+
+Runs in a private network namespace (conftest.py). Peer ``blocked`` is on WebRTC with
+``ice_transport_policy="relay"`` and no TURN server: it has no ICE candidate at all, so it shows
+up on signaling but no data channel can ever open. A WebSocket member holds the content. The auto
+client sees the blocked peer, waits ``webrtc_fallback_seconds`` for a channel, falls back to the
+y-websocket door of the same server and syncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING
+
+import pycrdt
+
+from edrys_relay.client import Classroom, ClientOptions
+from tests.conftest import wait_for
+
+if TYPE_CHECKING:
+    from .conftest import RelayProcess
+
+FALLBACK_SECONDS = 3.0
+
+
+async def test_auto_falls_back_to_websocket_when_no_channel_opens(
+    relay_server: RelayProcess,
+) -> None:
+    room = "Auto" + uuid.uuid4().hex[:8]
+    url = f"ws://127.0.0.1:{relay_server.port}"
+    blocked_options = ClientOptions(ice_transport_policy="relay", connect_timeout=2.0)
+    auto_options = ClientOptions(webrtc_fallback_seconds=FALLBACK_SECONDS, connect_timeout=2.0)
+    async with (
+        Classroom(url, room, transport="websocket") as holder,
+        Classroom(url, room, transport="webrtc", options=blocked_options) as blocked,
+    ):
+        holder.doc.get("m", type=pycrdt.Map)["content"] = "from the websocket member"
+        async with Classroom(url, room, transport="auto", options=auto_options) as auto:
+            assert auto.transport == "webrtc"
+            # the fallback happens within its timeout (plus signaling and connect slack)
+            async with asyncio.timeout(FALLBACK_SECONDS + 10):
+                await auto.wait_synced()
+            assert auto.transport == "websocket"
+            assert "no data channel opened within 3.0s" in auto.transport_reason
+            shared = auto.doc.get("m", type=pycrdt.Map)
+            assert shared.to_py().get("content") == "from the websocket member"
+            shared["reply"] = "from the auto client"
+            holder_map = holder.doc.get("m", type=pycrdt.Map)
+            await wait_for(lambda: holder_map.to_py().get("reply") == "from the auto client", 10)
+        assert blocked.transport == "webrtc"
+        assert blocked._active.link_count == 0  # type: ignore[union-attr]
