@@ -104,6 +104,11 @@ class Classroom:
         """Wait until a sync step 2 arrived from a peer or the server (wrap in a timeout)."""
         await self.synced.wait()
 
+    async def flush(self) -> None:
+        """Wait until what we wrote has left this process (wrap in a timeout)."""
+        if self._active is not None:
+            await self._active.flush()
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Classroom:

@@ -165,6 +165,16 @@ class WebRtcTransport:
     def link_count(self) -> int:
         return sum(1 for link in self.links.values() if link.open)
 
+    async def flush(self) -> None:
+        """Wait until no open data channel has bytes buffered (wrap in a timeout)."""
+        for link in list(self.links.values()):
+            channel = link.channel
+            if channel is None or not link.open or channel.bufferedAmount == 0:
+                continue
+            drained = asyncio.Event()
+            channel.once("bufferedamountlow", drained.set)
+            await drained.wait()
+
     def broadcast(self, message: bytes, *, exclude: _Link | None = None) -> None:
         """Send ``message`` on every open data channel (except ``exclude``)."""
         for link in list(self.links.values()):

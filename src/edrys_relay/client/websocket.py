@@ -75,6 +75,12 @@ class WebSocketTransport:
     def link_count(self) -> int:
         return 1 if self.connected.is_set() else 0
 
+    async def flush(self) -> None:
+        """Wait until every queued message was written to the socket."""
+        queue = self._queue
+        if queue is not None:
+            await queue.join()
+
     def broadcast(self, message: bytes) -> None:
         """Queue ``message`` for the server; a full queue drops the connection (it resyncs)."""
         queue, connection = self._queue, self._connection
@@ -137,6 +143,7 @@ class WebSocketTransport:
         with contextlib.suppress(ConnectionClosed):
             while True:
                 await connection.send(await queue.get())
+                queue.task_done()
 
 
 __all__ = ["WebSocketTransport", "backoff_delay", "room_url"]
