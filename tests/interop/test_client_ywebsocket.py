@@ -27,6 +27,7 @@ from tests.conftest import wait_for
 HERE = Path(__file__).parent
 SCRIPT = HERE / "ywebsocket_peer.mjs"
 TIMEOUT = 15.0
+NODE = {"user": {"name": "node"}}
 
 
 class NodePeer:
@@ -116,8 +117,8 @@ async def test_python_and_node_clients_sync_through_our_server() -> None:
                 lambda n: n.awareness.get(classroom.client_id) == {"user": {"name": "python"}},
                 "python presence",
             )
-            node.send(op="presence", state={"user": {"name": "node"}})
-            await wait_for(lambda: {"user": {"name": "node"}} in classroom.peers().values(), TIMEOUT)
+            node.send(op="presence", state=NODE)
+            await wait_for(lambda: NODE in classroom.peers().values(), TIMEOUT)
 
             # the server restarts (empty): both reconnect and resync, edits flow again
             await server.shutdown()
@@ -133,7 +134,7 @@ async def test_python_and_node_clients_sync_through_our_server() -> None:
             # the new server holds everything again, re-uploaded by the clients
             await wait_for(lambda: len(server.rooms.rooms) == 1, TIMEOUT)
             await node.wait(lambda n: {"python"} <= _names(n.awareness), "presence after restart")
-            await wait_for(lambda: {"user": {"name": "node"}} in classroom.peers().values(), TIMEOUT)
+            await wait_for(lambda: NODE in classroom.peers().values(), TIMEOUT)
     finally:
         await node.stop()
         await server.shutdown()
