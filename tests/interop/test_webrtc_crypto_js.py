@@ -1,14 +1,12 @@
 """Our y-webrtc signaling crypto against y-webrtc's own src/crypto.js running in Node.
 
-Runs ``webrtc_crypto.mjs`` (beside this file) with the npm packages pinned in package.json
-(``npm ci`` in tests/interop). Skipped when Node or node_modules is missing, except under CI=true.
+Runs ``js/webrtc_crypto.mjs`` with the npm packages pinned in package.json (``npm ci`` in
+tests/interop). Fails when Node or node_modules is missing, like the other interop tests.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,10 @@ import pytest
 from edrys_relay.protocol.anyenc import JsBigInt, encode_any
 from edrys_relay.protocol.webrtc_crypto import decrypt, derive_key, encrypt
 
+from .node_agent import require_node_modules
+
 HERE = Path(__file__).parent
-SCRIPT = HERE / "webrtc_crypto.mjs"
+SCRIPT = HERE / "js" / "webrtc_crypto.mjs"
 
 CASES: list[tuple[str, str, Any]] = [
     (
@@ -43,14 +43,11 @@ CASES: list[tuple[str, str, Any]] = [
 
 
 def _run_node(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    node = shutil.which("node")
-    if node is None or not (HERE / "node_modules" / "y-webrtc").is_dir():
-        message = "needs node and `npm ci` in tests/interop"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_node_modules()
+    if not (HERE / "node_modules" / "y-webrtc").is_dir():
+        pytest.fail("npm packages missing: run `npm ci` in tests/interop (scripts/setup does)")
     proc = subprocess.run(
-        [node, str(SCRIPT)],
+        ["node", str(SCRIPT)],
         input=json.dumps(requests),
         capture_output=True,
         text=True,

@@ -246,3 +246,31 @@ def test_round_trip_any_order(messages: list[bytes], rnd) -> None:  # type: igno
     out = [m for p in packets if (m := r.feed(p)) is not None]
     assert sorted(out) == sorted(messages)
     assert r.pending_messages == 0
+
+
+@given(st.lists(st.binary(max_size=120), max_size=20))
+def test_garbage_only_raises_protocol_errors(packets: list[bytes]) -> None:
+    r = Reassembler(max_chunk_size=64, max_message_size=256, max_pending_messages=4)
+    for packet in packets:
+        try:
+            r.feed(packet)
+        except (MalformedMessage, MessageTooBig, PolicyViolation):
+            return
+
+
+@given(st.data())
+def test_mutated_headers_never_crash(data: st.DataObject) -> None:
+    message = data.draw(st.binary(min_size=1, max_size=300))
+    packets = split_message(message, data.draw(st.integers(0, 5)), chunk_size=64)
+    r = Reassembler(max_chunk_size=64, max_message_size=1024)
+    for packet in packets:
+        mutated = bytearray(packet)
+        if data.draw(st.booleans()):
+            pos = data.draw(st.integers(0, HEADER_SIZE - 1))
+            mutated[pos] = data.draw(st.integers(0, 255))
+        try:
+            out = r.feed(bytes(mutated))
+        except (MalformedMessage, MessageTooBig, PolicyViolation):
+            return
+        if out is not None:
+            assert len(out) <= 1024

@@ -7,7 +7,7 @@
 // ivHex pins the IV (by stubbing crypto.getRandomValues once) so results are reproducible.
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
-import * as cryptoutils from './node_modules/y-webrtc/src/crypto.js'
+import * as cryptoutils from '../node_modules/y-webrtc/src/crypto.js'
 
 const fromHex = (hex) => new Uint8Array(Buffer.from(hex, 'hex'))
 const toHex = (u8) => Buffer.from(u8).toString('hex')
