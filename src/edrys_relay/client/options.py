@@ -46,8 +46,6 @@ class ClientOptions:
     """Messages queued for one link; a link whose queue overflows is dropped and resyncs."""
     max_buffered_bytes: int = 16 * 1024 * 1024
     """Data-channel bytes buffered for sending; above this the link is dropped and resyncs."""
-    max_log_updates: int = 4096
-    """Raw updates kept before the log is compacted (order-preserving merge)."""
 
 
 __all__ = ["ClientOptions", "Framing", "Transport"]
