@@ -1,7 +1,9 @@
-"""Two Python WebRTC peers (aiortc) through our signaling, with the fork's chunk framing.
+"""Two Python WebRTC peers (aiortc) through our signaling.
 
-Runs in a private network namespace (conftest.py). A message larger than one chunk (15 872
-bytes) travels both ways, so multi-chunk reassembly is exercised on a real data channel.
+Runs in a private network namespace (conftest.py). With the fork's chunk framing (and the Edrys
+password) a message larger than one chunk (15 872 bytes) travels both ways, so multi-chunk
+reassembly is exercised on a real data channel; with plain framing and no password the same
+round trip works with unencrypted signaling.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import uuid
 from typing import TYPE_CHECKING
 
 import pycrdt
+import pytest
 
-from edrys_relay.client import Classroom, ClientOptions
+from edrys_relay.client import Classroom, ClientOptions, Framing
 from edrys_relay.protocol.chunking import CHUNK_SIZE
 from tests.conftest import wait_for
 
@@ -22,10 +25,15 @@ if TYPE_CHECKING:
 TIMEOUT = 30.0
 
 
-async def test_two_python_peers_round_trip_with_fork_framing(relay_server: RelayProcess) -> None:
+@pytest.mark.parametrize(
+    ("framing", "password"), [("edrys", "password"), ("plain", None)], ids=["edrys", "plain"]
+)
+async def test_two_python_peers_round_trip(
+    relay_server: RelayProcess, framing: Framing, password: str | None
+) -> None:
     room = "PyPy" + uuid.uuid4().hex[:8]
     url = f"ws://127.0.0.1:{relay_server.port}"
-    options = ClientOptions(framing="edrys")
+    options = ClientOptions(framing=framing, password=password)
     async with (
         Classroom(url, room, transport="webrtc", options=options) as a,
         Classroom(url, room, transport="webrtc", options=options) as b,
@@ -55,5 +63,8 @@ async def test_two_python_peers_round_trip_with_fork_framing(relay_server: Relay
             assert classroom.transport == "webrtc"
             links = list(classroom._active.links.values())  # type: ignore[union-attr]
             assert len(links) == 1 and links[0].open
-            # the fork framing was used: several chunks for the big update
-            assert links[0].encoder is not None and links[0].encoder.next_tx_ord >= 3
+            encoder = links[0].encoder
+            if framing == "edrys":  # the fork framing was used, with several chunks per update
+                assert encoder is not None and encoder.next_tx_ord >= 3
+            else:
+                assert encoder is None

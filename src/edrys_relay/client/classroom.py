@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 AWARENESS_CHECK_SECONDS = 3.0
+CLOSE_FLUSH_SECONDS = 1.0
 MessageListener = Callable[[str, Any], None]
 
 
@@ -58,6 +59,7 @@ class Classroom:
         self.params = params
         self.shared = SharedDocument(doc)
         self.synced = asyncio.Event()
+        """Set while in sync with the server or at least one peer."""
         self.transport: str | None = None
         self.transport_reason = "not started"
         self._active: WebSocketTransport | WebRtcTransport | None = None
@@ -101,7 +103,7 @@ class Classroom:
         return self._active.send_app_message(value)  # type: ignore[union-attr]
 
     async def wait_synced(self) -> None:
-        """Wait until a sync step 2 arrived from a peer or the server (wrap in a timeout)."""
+        """Wait until in sync with the server or a peer (wrap in a timeout)."""
         await self.synced.wait()
 
     async def flush(self) -> None:
@@ -141,7 +143,9 @@ class Classroom:
         """Say goodbye (awareness removal), stop the transport and every task."""
         if self._active is not None and self.shared.awareness.local_state is not None:
             self.set_presence(None)
-            await asyncio.sleep(0)  # let the writers take the removal
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_FLUSH_SECONDS):
+                    await self.flush()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -157,12 +161,12 @@ class Classroom:
 
         urls = list(self.options.signaling_urls) or [self.server_url + "/"]
         return WebRtcTransport(
-            self.shared, self.room, urls, self.options, self.synced.set, self._on_message
+            self.shared, self.room, urls, self.options, self.synced, self._on_message
         )
 
     async def _use_websocket(self, reason: str) -> None:
         url = room_url(self.server_url, self.room, self.params)
-        ws = WebSocketTransport(self.shared, url, self.options, self.synced.set)
+        ws = WebSocketTransport(self.shared, url, self.options, self.synced)
         await ws.start()
         self._active, self.transport, self.transport_reason = ws, "websocket", reason
 

@@ -33,6 +33,7 @@ try:
         RTCPeerConnection,
         RTCSessionDescription,
     )
+    from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
     from aiortc.rtcconfiguration import RTCIceTransportPolicy
     from aiortc.sdp import candidate_from_sdp
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
@@ -58,6 +59,15 @@ EDRYS_CUSTOM_MESSAGE = 42
 MAX_BUFFERED_CANDIDATES = 64
 
 AppMessageListener = Callable[[str, Any], None]
+# what a bad or ill-timed offer, answer or candidate makes aiortc (or our parsing of it) raise
+_RTC_ERRORS = (
+    ValueError,
+    KeyError,
+    TypeError,
+    InvalidAccessError,
+    InvalidStateError,
+    OperationError,
+)
 
 
 class _Link:
@@ -119,7 +129,7 @@ class WebRtcTransport:
         room: str,
         signaling_urls: list[str],
         options: ClientOptions,
-        on_synced: Callable[[], None],
+        synced: asyncio.Event,
         on_app_message: AppMessageListener | None = None,
     ) -> None:
         self.shared = shared
@@ -133,7 +143,7 @@ class WebRtcTransport:
         self._signaling = [_Signaling(url) for url in signaling_urls]
         self._route: dict[str, _Signaling] = {}
         self._key: bytes | None = None
-        self._on_synced = on_synced
+        self.synced = synced
         self._on_app_message = on_app_message
         self._tasks: set[asyncio.Task[None]] = set()
         shared.add_local_listener(self.broadcast)
@@ -253,12 +263,19 @@ class WebRtcTransport:
         sender = inner.get("from") if isinstance(inner, dict) else None
         if isinstance(sender, str) and sender != self.peer_id:
             self.peers_seen.set()
-        if isinstance(action, Connect):
-            self._route[action.remote] = signaling
-            await self._connect(action.remote)
-        elif isinstance(action, Deliver):
-            self._route[action.remote] = signaling
-            await self._deliver(action)
+        if action is None:
+            return
+        self._route[action.remote] = signaling
+        try:
+            if isinstance(action, Connect):
+                await self._connect(action.remote)
+            else:
+                await self._deliver(action)
+        except _RTC_ERRORS as exc:
+            logger.info("%s: WebRTC negotiation failed: %s", action.remote, exc)
+            link = self.links.get(action.remote)
+            if link is not None:
+                await self._drop(link)
 
     def _unseal(self, data: Any) -> Any:
         if self._key is None:
@@ -321,10 +338,7 @@ class WebRtcTransport:
         if link is None:
             return
         async with link.lock:
-            try:
-                await self._apply_signal(link, action.signal)
-            except (ValueError, KeyError, TypeError) as exc:
-                logger.info("%s: bad signal %s: %s", link.remote, action.signal.get("type"), exc)
+            await self._apply_signal(link, action.signal)
 
     async def _apply_signal(self, link: _Link, signal: dict[str, Any]) -> None:
         kind = signal.get("type")
@@ -360,6 +374,8 @@ class WebRtcTransport:
             del self.links[link.remote]
             if forget:
                 self.table.closed(link.remote)
+        if not any(other.synced for other in self.links.values()):
+            self.synced.clear()
         await link.pc.close()
         if reannounce:
             await self._reannounce()
@@ -414,7 +430,7 @@ class WebRtcTransport:
             self.broadcast(outcome.relay, exclude=link)
         if outcome.synced and not link.synced:
             link.synced = True
-            self._on_synced()
+            self.synced.set()
 
     def _on_custom(self, link: _Link, message: bytes) -> None:
         decoder = Decoder(message)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
 from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -48,12 +47,12 @@ class WebSocketTransport:
         shared: SharedDocument,
         url: str,
         options: ClientOptions,
-        on_synced: Callable[[], None],
+        synced: asyncio.Event,
     ) -> None:
         self.shared = shared
         self.url = url
         self.options = options
-        self._on_synced = on_synced
+        self.synced = synced
         self._queue: asyncio.Queue[bytes] | None = None
         self._connection: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -131,11 +130,12 @@ class WebSocketTransport:
                 for reply in outcome.replies:
                     self.broadcast(reply)
                 if outcome.synced:
-                    self._on_synced()
+                    self.synced.set()
         finally:
             writer.cancel()
             self._connection = self._queue = None
             self.connected.clear()
+            self.synced.clear()
             self.shared.awareness.forget_peers()
 
     @staticmethod
