@@ -8,6 +8,7 @@ import pycrdt
 import pytest
 
 from edrys_relay.client import Awareness, SharedDocument
+from edrys_relay.client import document as document_module
 from edrys_relay.protocol.awareness import (
     AwarenessEntry,
     decode_awareness_update,
@@ -16,26 +17,56 @@ from edrys_relay.protocol.awareness import (
 from edrys_relay.protocol.errors import InvalidPayload, MalformedMessage
 from edrys_relay.protocol.yjs import (
     EMPTY_UPDATE,
+    decode_message,
     encode_awareness,
     encode_query_awareness,
     encode_sync_step1,
     encode_sync_step2,
     encode_sync_update,
 )
+from edrys_relay.protocol.yupdate import diff_update, merge_updates
 from tests.server.ydata import text_updates
 
 
-def test_answer_to_step1_is_the_raw_log_then_an_empty_step2() -> None:
+def test_answer_to_step1_is_a_diff_of_the_merged_original_updates() -> None:
     shared = SharedDocument()
     updates = text_updates("ab", "cd")
     for update in updates:
         assert shared.handle(encode_sync_update(update), 0.0).relay == encode_sync_update(update)
+    merged = merge_updates(updates)
     outcome = shared.handle(encode_sync_step1(b"\x00"), 0.0)
-    # the very bytes received, never a pycrdt re-encoding (protocols.md §2.9)
-    assert outcome.replies == [encode_sync_update(u) for u in updates] + [
+    # built by the byte-faithful codec from the bytes received, never by pycrdt (§2.9)
+    assert outcome.replies == [encode_sync_step2(diff_update(merged, b"\x00"))]
+    assert outcome.relay is None and not outcome.synced
+    assert shared.log == [merged]  # serving compacted the log
+    # a peer that holds the first update gets only the rest
+    peer = pycrdt.Doc()
+    peer.apply_update(updates[0])
+    (reply,) = shared.answer_step1(bytes(peer.get_state()))
+    assert reply == encode_sync_step2(diff_update(merged, bytes(peer.get_state())))
+    peer.apply_update(decode_message(reply).update)  # type: ignore[union-attr]
+    assert str(peer.get("t", type=pycrdt.Text)) == "abcd"
+
+
+def test_raw_log_is_served_when_the_codec_refuses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(updates: list[bytes]) -> bytes:
+        raise MalformedMessage("refused")
+
+    monkeypatch.setattr(document_module, "merge_updates", refuse)
+    shared = SharedDocument()
+    updates = text_updates("ab", "cd")
+    for update in updates:
+        shared.handle(encode_sync_update(update), 0.0)
+    assert shared.answer_step1(b"\x00") == [encode_sync_update(u) for u in updates] + [
         encode_sync_step2(EMPTY_UPDATE)
     ]
-    assert outcome.relay is None and not outcome.synced
+
+
+def test_malformed_state_vector_raises() -> None:
+    shared = SharedDocument()
+    shared.doc.get("m", type=pycrdt.Map)["k"] = 1
+    with pytest.raises(MalformedMessage):
+        shared.answer_step1(b"\x05")
 
 
 def test_duplicates_are_neither_logged_nor_relayed() -> None:

@@ -3,8 +3,10 @@
 Fidelity (protocols.md §2.9): Yrs re-encodes JSON values with reordered keys, so what we send to
 peers is never a pycrdt encoding of the document. We keep a log of the raw updates we received
 (those that added something) and the raw updates our own transactions produced, and answer a
-peer's sync step 1 from that log: every logged update as ``[0,2,u]``, then an empty step 2, so
-the peer marks itself synced only after all content has been applied (strategy (a) of §2.9).
+peer's sync step 1 with ``diff_update(merge_updates(log), peer_sv)`` from the byte-faithful codec
+(:mod:`edrys_relay.protocol.yupdate`, which copies content bytes). Answering compacts the log into
+that one merged update. Should the codec refuse something pycrdt accepted, we serve the raw log
+instead: every update as ``[0,2,u]``, then an empty step 2 (strategy (a) of §2.9).
 
 Both transports share this class; it does no I/O. :meth:`SharedDocument.handle` takes one
 y-protocols message from one link and returns what to send back and what to pass on to the other
@@ -21,7 +23,7 @@ from typing import Any
 import pycrdt
 
 from edrys_relay.client.awareness import Awareness
-from edrys_relay.protocol.errors import InvalidPayload
+from edrys_relay.protocol.errors import InvalidPayload, MalformedMessage
 from edrys_relay.protocol.lib0 import Decoder
 from edrys_relay.protocol.yjs import (
     EMPTY_UPDATE,
@@ -37,6 +39,7 @@ from edrys_relay.protocol.yjs import (
     encode_sync_update,
 )
 from edrys_relay.protocol.ystructs import update_extent
+from edrys_relay.protocol.yupdate import ParsedUpdate, diff_update, merge_updates, parse_update
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ class SharedDocument:
         self.doc: pycrdt.Doc[Any] = doc if doc is not None else pycrdt.Doc()
         self.awareness = Awareness(self.doc.client_id)
         self._log: list[bytes] = []
+        self._served: ParsedUpdate | None = None
         self._applying = False
         self._changed = False
         self._local_listeners: list[LocalUpdateListener] = []
@@ -76,7 +80,7 @@ class SharedDocument:
 
     @property
     def log(self) -> list[bytes]:
-        """The raw updates served to peers, oldest first (a copy)."""
+        """The original updates served to peers, oldest first (a copy; compacted by serving)."""
         return list(self._log)
 
     def add_local_listener(self, listener: LocalUpdateListener) -> None:
@@ -88,7 +92,7 @@ class SharedDocument:
         if self._applying:
             return
         update = bytes(event.update)
-        self._log.append(update)
+        self._append(update)
         message = encode_sync_update(update)
         for listener in self._local_listeners:
             listener(message)
@@ -112,16 +116,38 @@ class SharedDocument:
             self._applying = False
         if not (self._changed or _reaches_past(update, before)):
             return False
-        self._log.append(update)
+        self._append(update)
         return True
+
+    def _append(self, update: bytes) -> None:
+        self._log.append(update)
+        self._served = None
 
     def sync_step1(self) -> bytes:
         return encode_sync_step1(self.doc.get_state())
 
     def answer_step1(self, state_vector: bytes) -> list[bytes]:
-        """The reply to a peer's step 1: the logged original updates, then an empty step 2."""
-        del state_vector  # the raw log is served whole; peers drop what they hold (idempotent)
-        return [encode_sync_update(u) for u in self._log] + [encode_sync_step2(EMPTY_UPDATE)]
+        """The reply to a peer's step 1: a step 2 with what it lacks, from original bytes.
+
+        Raises:
+            MalformedMessage: the state vector does not decode.
+        """
+        served = self._compacted()
+        if served is None:
+            return [encode_sync_update(u) for u in self._log] + [encode_sync_step2(EMPTY_UPDATE)]
+        return [encode_sync_step2(diff_update(served, state_vector))]
+
+    def _compacted(self) -> ParsedUpdate | None:
+        """The log merged into one parsed update (cached until the log grows)."""
+        if self._served is None:
+            try:
+                merged = self._log[0] if len(self._log) == 1 else merge_updates(self._log)
+                self._served = parse_update(merged)
+            except MalformedMessage as exc:
+                logger.warning("update codec refused the log (%s); serving it raw", exc)
+                return None
+            self._log = [merged]
+        return self._served
 
     # -- messages -----------------------------------------------------------------------------
 
