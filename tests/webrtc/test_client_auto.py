@@ -50,3 +50,19 @@ async def test_auto_falls_back_to_websocket_when_no_channel_opens(
             await wait_for(lambda: holder_map.to_py().get("reply") == "from the auto client", 10)
         assert blocked.transport == "webrtc"
         assert blocked._active.link_count == 0  # type: ignore[union-attr]
+
+
+async def test_auto_stays_on_webrtc_when_a_channel_opens(relay_server: RelayProcess) -> None:
+    room = "AutoRtc" + uuid.uuid4().hex[:8]
+    url = f"ws://127.0.0.1:{relay_server.port}"
+    options = ClientOptions(webrtc_fallback_seconds=FALLBACK_SECONDS)
+    async with Classroom(url, room, transport="webrtc") as peer:
+        peer.doc.get("m", type=pycrdt.Map)["content"] = "from the WebRTC peer"
+        async with Classroom(url, room, transport="auto", options=options) as auto:
+            async with asyncio.timeout(FALLBACK_SECONDS + 10):
+                await auto.wait_synced()
+            shared = auto.doc.get("m", type=pycrdt.Map)
+            assert shared.to_py().get("content") == "from the WebRTC peer"
+            # the supervisor decided for WebRTC and ended: no fallback can follow
+            await wait_for(lambda: auto.transport_reason == "auto: WebRTC data channel open", 10)
+            assert auto.transport == "webrtc"
