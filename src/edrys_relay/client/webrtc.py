@@ -146,6 +146,7 @@ class WebRtcTransport:
         self.synced = synced
         self._on_app_message = on_app_message
         self._tasks: set[asyncio.Task[None]] = set()
+        self._dropping: set[asyncio.Task[None]] = set()
         shared.add_local_listener(self.broadcast)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -163,6 +164,8 @@ class WebRtcTransport:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # drops run to the end: aiortc's close() never finishes if cancelled once
+        await asyncio.gather(*self._dropping, return_exceptions=True)
         for link in list(self.links.values()):
             await self._drop(link, reannounce=False)
 
@@ -170,6 +173,20 @@ class WebRtcTransport:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _spawn_drop(
+        self, link: _Link, *, reannounce: bool = True, forget: bool = True
+    ) -> asyncio.Task[None]:
+        """Drop ``link`` in a task that close() awaits and never cancels.
+
+        aiortc's ``RTCPeerConnection.close()`` never completes (nor does a second call) once it was
+        cancelled half-way, so no drop may run inside a task that close() cancels.
+        """
+        drop = self._drop(link, reannounce=reannounce, forget=forget)
+        task = asyncio.create_task(drop, name=f"drop {link.remote}")
+        self._dropping.add(task)
+        task.add_done_callback(self._dropping.discard)
+        return task
 
     @property
     def link_count(self) -> int:
@@ -190,7 +207,7 @@ class WebRtcTransport:
         for link in list(self.links.values()):
             if link is not exclude and link.open and not link.send(message):
                 logger.warning("%s: data channel backlog too large, dropping", link.remote)
-                self._spawn(self._drop(link), f"drop {link.remote}")
+                self._spawn_drop(link)
 
     def send_app_message(self, value: Any) -> int:
         """Send an Edrys custom message (type 42, JSON text) to every peer; return how many."""
@@ -275,7 +292,7 @@ class WebRtcTransport:
             logger.info("%s: WebRTC negotiation failed: %s", action.remote, exc)
             link = self.links.get(action.remote)
             if link is not None:
-                await self._drop(link)
+                self._spawn_drop(link)
 
     def _unseal(self, data: Any) -> Any:
         if self._key is None:
@@ -312,7 +329,7 @@ class WebRtcTransport:
         @pc.on("connectionstatechange")
         def on_state() -> None:
             if pc.connectionState in ("failed", "closed"):
-                self._spawn(self._drop(link), f"drop {remote}")
+                self._spawn_drop(link)
 
         self._spawn(self._expire_unopened(link), f"open timeout {remote}")
         return link
@@ -321,7 +338,7 @@ class WebRtcTransport:
         await asyncio.sleep(self.options.connect_timeout)
         if not link.open and not link.closed:
             logger.info("%s: no data channel within %ss", link.remote, self.options.connect_timeout)
-            await self._drop(link)
+            self._spawn_drop(link)
 
     async def _connect(self, remote: str) -> None:
         link = self._new_link(remote)
@@ -333,7 +350,7 @@ class WebRtcTransport:
     async def _deliver(self, action: Deliver) -> None:
         old = self.links.get(action.remote)
         if action.replace and old is not None:
-            await self._drop(old, reannounce=False, forget=False)
+            await asyncio.shield(self._spawn_drop(old, reannounce=False, forget=False))
         link = self._new_link(action.remote) if action.create else self.links.get(action.remote)
         if link is None:
             return
@@ -396,7 +413,7 @@ class WebRtcTransport:
 
         @channel.on("close")
         def on_close() -> None:
-            self._spawn(self._drop(link), f"drop {link.remote}")
+            self._spawn_drop(link)
 
         if channel.readyState == "open":
             self._opened(link)
@@ -422,7 +439,7 @@ class WebRtcTransport:
             outcome = self.shared.handle(message, loop.time())
         except ProtocolError as exc:
             logger.warning("%s: protocol error, closing: %s", link.remote, exc)
-            self._spawn(self._drop(link), f"drop {link.remote}")
+            self._spawn_drop(link)
             return
         for reply in outcome.replies:
             link.send(reply)
