@@ -59,8 +59,11 @@ EDRYS_CUSTOM_MESSAGE = 42
 MAX_BUFFERED_CANDIDATES = 64
 
 AppMessageListener = Callable[[str, Any], None]
-# what a bad or ill-timed offer, answer or candidate makes aiortc (or our parsing of it) raise
+# what a bad or ill-timed offer, answer or candidate makes aiortc (or our parsing of it) raise;
+# aiortc checks remote SDP with assert and indexing, so those count as bad input here too
 _RTC_ERRORS = (
+    AssertionError,
+    IndexError,
     ValueError,
     KeyError,
     TypeError,
@@ -463,13 +466,23 @@ class WebRtcTransport:
 
 
 def _parse_candidate(value: Any) -> Any:
-    """An aiortc candidate from a browser's trickled ``{candidate, sdpMid, sdpMLineIndex}``."""
+    """An aiortc candidate from a browser's trickled ``{candidate, sdpMid, sdpMLineIndex}``.
+
+    Returns None for end-of-candidates and non-objects.
+
+    Raises:
+        ValueError: the candidate text does not parse.
+    """
     if not isinstance(value, dict):
         return None
     text = value.get("candidate")
     if not isinstance(text, str) or not text:
         return None  # end-of-candidates
-    candidate = candidate_from_sdp(text.removeprefix("candidate:"))
+    try:
+        candidate = candidate_from_sdp(text.removeprefix("candidate:"))
+    except (AssertionError, IndexError, ValueError) as exc:
+        # aiortc validates with assert and indexing; remote input must not escape as those
+        raise ValueError(f"malformed ICE candidate {text[:80]!r}") from exc
     mid = value.get("sdpMid")
     index = value.get("sdpMLineIndex")
     candidate.sdpMid = mid if isinstance(mid, str) else None
