@@ -66,3 +66,47 @@ async def test_auto_stays_on_webrtc_when_a_channel_opens(relay_server: RelayProc
             # the supervisor decided for WebRTC and ended: no fallback can follow
             await wait_for(lambda: auto.transport_reason == "auto: WebRTC data channel open", 10)
             assert auto.transport == "webrtc"
+
+
+async def test_auto_uses_websocket_for_a_room_active_there(relay_server: RelayProcess) -> None:
+    room = "AutoWs" + uuid.uuid4().hex[:8]
+    url = f"ws://127.0.0.1:{relay_server.port}"
+    options = ClientOptions(webrtc_fallback_seconds=FALLBACK_SECONDS)
+    async with Classroom(url, room, transport="websocket") as holder:
+        holder.doc.get("m", type=pycrdt.Map)["content"] = "websocket classroom"
+        async with asyncio.timeout(10):
+            await holder.wait_synced()
+        async with Classroom(url, room, transport="auto", options=options) as auto:
+            async with asyncio.timeout(FALLBACK_SECONDS + 10):
+                await auto.wait_synced()
+            assert auto.transport == "websocket"
+            assert "active on the WebSocket door" in auto.transport_reason
+            shared = auto.doc.get("m", type=pycrdt.Map)
+            assert shared.to_py() == {"content": "websocket classroom"}
+
+
+async def test_auto_without_signaling_uses_websocket(relay_server: RelayProcess) -> None:
+    url = f"ws://127.0.0.1:{relay_server.port}"
+    options = ClientOptions(
+        webrtc_fallback_seconds=1.0, signaling_urls=("ws://127.0.0.1:9/",), backoff_max=0.2
+    )
+    async with Classroom(url, "AutoNoSig", transport="auto", options=options) as auto:
+        async with asyncio.timeout(10):
+            await auto.wait_synced()
+        assert auto.transport == "websocket"
+        assert "no signaling server reachable" in auto.transport_reason
+
+
+async def test_auto_alone_in_an_empty_room_stays_on_webrtc(relay_server: RelayProcess) -> None:
+    url = f"ws://127.0.0.1:{relay_server.port}"
+    options = ClientOptions(webrtc_fallback_seconds=1.0)
+    room = "AutoAlone" + uuid.uuid4().hex[:8]
+    async with Classroom(url, room, transport="auto", options=options) as auto:
+        await wait_for(lambda: auto.transport_reason == "auto: on WebRTC, alone so far", 10)
+        assert auto.transport == "webrtc"
+        # a peer arriving later is connected to over WebRTC
+        async with Classroom(url, room, transport="webrtc") as peer:
+            peer.doc.get("m", type=pycrdt.Map)["late"] = True
+            async with asyncio.timeout(20):
+                await auto.wait_synced()
+            await wait_for(lambda: auto.transport_reason == "auto: WebRTC data channel open", 10)

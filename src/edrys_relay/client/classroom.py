@@ -1,8 +1,10 @@
 """One API to join an Edrys classroom over WebSocket or WebRTC, falling back by itself.
 
-``transport="auto"`` starts on WebRTC; when peers show up on signaling but no data channel opens
-within ``options.webrtc_fallback_seconds`` it switches to the y-websocket door of the same server.
-While nobody else is on signaling it stays on WebRTC (a classroom in WebRTC mode may fill later).
+``transport="auto"`` starts on WebRTC and switches to the y-websocket door of the same server when
+WebRTC cannot work, each within ``options.webrtc_fallback_seconds``: peers show up on signaling
+but no data channel opens; or nobody shows up and either no signaling server answers or the room
+is in use on the WebSocket door (it has content or members there: a classroom in Websocket mode).
+An empty room stays on WebRTC (a classroom in WebRTC mode may fill later).
 :attr:`Classroom.transport` and :attr:`Classroom.transport_reason` say which and why.
 """
 
@@ -20,7 +22,7 @@ import pycrdt
 from edrys_relay.client.awareness import AwarenessListener
 from edrys_relay.client.document import SharedDocument
 from edrys_relay.client.options import ClientOptions, Transport
-from edrys_relay.client.websocket import WebSocketTransport, room_url
+from edrys_relay.client.websocket import WebSocketTransport, room_is_active, room_url
 from edrys_relay.protocol.yjs import encode_awareness
 
 if TYPE_CHECKING:
@@ -171,20 +173,41 @@ class Classroom:
         self._active, self.transport, self.transport_reason = ws, "websocket", reason
 
     async def _supervise(self, rtc: WebRtcTransport) -> None:
-        """Auto mode: stay on WebRTC once a channel opens; fall back if peers never connect."""
+        """Auto mode: stay on WebRTC once a channel opens; fall back when it cannot work."""
         seconds = self.options.webrtc_fallback_seconds
-        await rtc.peers_seen.wait()
+        try:
+            async with asyncio.timeout(seconds):
+                await rtc.peers_seen.wait()
+        except TimeoutError:
+            reason = await self._why_leave_lonely_webrtc(rtc)
+            if reason is not None:
+                await self._fall_back(rtc, reason)
+                return
+            self.transport_reason = "auto: on WebRTC, alone so far"
+            await rtc.peers_seen.wait()
         try:
             async with asyncio.timeout(seconds):
                 await rtc.channel_opened.wait()
         except TimeoutError:
-            logger.info("auto: no data channel within %ss, falling back to WebSocket", seconds)
-            await rtc.close()
-            await self._use_websocket(
-                f"auto: peers present on signaling but no data channel opened within {seconds}s"
-            )
+            reason = f"peers present on signaling but no data channel opened within {seconds}s"
+            await self._fall_back(rtc, reason)
             return
         self.transport_reason = "auto: WebRTC data channel open"
+
+    async def _why_leave_lonely_webrtc(self, rtc: WebRtcTransport) -> str | None:
+        """Nobody on signaling: a reason to use WebSocket instead, or None to stay and wait."""
+        seconds = self.options.webrtc_fallback_seconds
+        if not rtc.signaling_connected.is_set():
+            return f"no signaling server reachable within {seconds}s"
+        url = room_url(self.server_url, self.room, self.params)
+        if await room_is_active(url, self.options):
+            return f"no WebRTC peer within {seconds}s, but the room is active on the WebSocket door"
+        return None
+
+    async def _fall_back(self, rtc: WebRtcTransport, reason: str) -> None:
+        logger.info("auto: falling back to WebSocket: %s", reason)
+        await rtc.close()
+        await self._use_websocket(f"auto: {reason}")
 
     async def _tick_awareness(self) -> None:
         options = self.options

@@ -142,6 +142,7 @@ class WebRtcTransport:
         self.table = PeerTable(self.peer_id, options.max_conns)
         self.links: dict[str, _Link] = {}
         self.peers_seen = asyncio.Event()
+        self.signaling_connected = asyncio.Event()
         self.channel_opened = asyncio.Event()
         self._signaling = [_Signaling(url) for url in signaling_urls]
         self._route: dict[str, _Signaling] = {}
@@ -239,6 +240,7 @@ class WebRtcTransport:
                 ) as connection:
                     failures = 0
                     signaling.connection = connection
+                    self.signaling_connected.set()
                     await self._signal_session(signaling, connection)
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
                 logger.info("signaling %s: %s", signaling.url, exc or type(exc).__name__)

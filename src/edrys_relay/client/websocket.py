@@ -19,8 +19,18 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from edrys_relay.client.document import SharedDocument
 from edrys_relay.client.options import ClientOptions
+from edrys_relay.protocol.awareness import decode_awareness_update
 from edrys_relay.protocol.errors import ProtocolError
-from edrys_relay.protocol.yjs import encode_awareness
+from edrys_relay.protocol.yjs import (
+    EMPTY_STATE_VECTOR,
+    EMPTY_UPDATE,
+    AwarenessMessage,
+    SyncStep1,
+    SyncStep2,
+    decode_message,
+    encode_awareness,
+    encode_sync_step1,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +45,34 @@ def backoff_delay(failures: int, options: ClientOptions) -> float:
     """Exponential backoff (y-websocket's 100 ms × 2^n ≤ 2.5 s) with 50-100 % jitter."""
     base = min(options.backoff_initial * 2 ** min(failures, 16), options.backoff_max)
     return float(base * random.uniform(0.5, 1.0))
+
+
+async def room_is_active(url: str, options: ClientOptions) -> bool:
+    """Whether the room at ``url`` has content or members on the y-websocket door.
+
+    Writes nothing but an empty sync step 1. The server opens with its own step 1 (a non-empty
+    state vector means content) and, if anyone is there, the awareness states; its step 2 answer
+    to ours comes after both (§2.3), so it ends the wait. Unreachable counts as not active.
+    """
+    try:
+        async with (
+            asyncio.timeout(options.connect_timeout),
+            connect(url, compression=None, max_size=options.max_message) as connection,
+        ):
+            await connection.send(encode_sync_step1(EMPTY_STATE_VECTOR))
+            async for frame in connection:
+                if isinstance(frame, str):
+                    continue
+                message = decode_message(frame)
+                if isinstance(message, SyncStep1) and message.state_vector != EMPTY_STATE_VECTOR:
+                    return True
+                if isinstance(message, AwarenessMessage):
+                    return bool(decode_awareness_update(message.update))
+                if isinstance(message, SyncStep2):
+                    return message.update != EMPTY_UPDATE
+    except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, ProtocolError):
+        return False
+    return False
 
 
 class WebSocketTransport:
@@ -146,4 +184,4 @@ class WebSocketTransport:
                 queue.task_done()
 
 
-__all__ = ["WebSocketTransport", "backoff_delay", "room_url"]
+__all__ = ["WebSocketTransport", "backoff_delay", "room_is_active", "room_url"]
