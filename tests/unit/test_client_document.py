@@ -160,3 +160,14 @@ def test_awareness_renewal_expiry_and_forgetting() -> None:
     # a new link gets our state with a fresh clock
     (own, peer) = decode_awareness_update(awareness.renew(42.0))
     assert (own.client_id, own.clock, peer.client_id) == (5, 4, 9)  # 1 + renewals at 15, 31
+
+
+def test_prefilled_doc_is_served() -> None:
+    doc: pycrdt.Doc = pycrdt.Doc()
+    doc.get("t", type=pycrdt.Text).insert(0, "before")
+    shared = SharedDocument(doc)
+    peer = pycrdt.Doc()
+    (reply,) = shared.answer_step1(b"\x00")
+    peer.apply_update(decode_message(reply).update)  # type: ignore[union-attr]
+    assert str(peer.get("t", type=pycrdt.Text)) == "before"
+    assert SharedDocument().log == []

@@ -26,6 +26,7 @@ from edrys_relay.client.awareness import Awareness
 from edrys_relay.protocol.errors import InvalidPayload, MalformedMessage
 from edrys_relay.protocol.lib0 import Decoder
 from edrys_relay.protocol.yjs import (
+    EMPTY_STATE_VECTOR,
     EMPTY_UPDATE,
     AwarenessMessage,
     QueryAwareness,
@@ -64,7 +65,11 @@ class Outcome:
 
 
 class SharedDocument:
-    """A pycrdt ``Doc`` plus the raw update log and the awareness of one classroom."""
+    """A pycrdt ``Doc`` plus the raw update log and the awareness of one classroom.
+
+    A ``doc`` passed in with content already in it is logged as pycrdt encodes it (there are no
+    original bytes for it); everything after that is logged as written or received.
+    """
 
     def __init__(self, doc: pycrdt.Doc[Any] | None = None) -> None:
         self.doc: pycrdt.Doc[Any] = doc if doc is not None else pycrdt.Doc()
@@ -75,6 +80,9 @@ class SharedDocument:
         self._changed = False
         self._local_listeners: list[LocalUpdateListener] = []
         self._subscription = self.doc.observe(self._on_transaction)
+        if self.doc.get_state() != EMPTY_STATE_VECTOR:
+            # content from before we watched has no original bytes: serve pycrdt's encoding of it
+            self._append(bytes(self.doc.get_update()))
 
     # -- the log ------------------------------------------------------------------------------
 
