@@ -27,6 +27,14 @@ window.clientTest = {
       remotePeerId, connected: c.connected, synced: c.synced
     }))
   },
+  /** WebCrypto's verdict on an Edrys challenge signature (base64 raw P-256 key, base64 r||s). */
+  async verifyChallenge ({ publicKey, signature, text }) {
+    const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))
+    const key = await crypto.subtle.importKey(
+      'raw', bytes(publicKey), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify'])
+    return crypto.subtle.verify(
+      { name: 'ECDSA', hash: 'SHA-256' }, key, bytes(signature), new TextEncoder().encode(text))
+  },
   /** Leave the room for good. */
   leave () { provider.destroy(); doc.destroy() }
 }

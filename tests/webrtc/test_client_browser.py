@@ -22,6 +22,7 @@ import pycrdt
 import pytest
 
 from edrys_relay.client import Classroom, ClientOptions
+from edrys_relay.protocol.edrys_identity import Identity, challenge_text
 from tests.conftest import wait_for
 
 if TYPE_CHECKING:
@@ -156,3 +157,17 @@ async def test_late_browser_gets_json_key_order_from_python_peer(
         conns = await reader.call("() => clientTest.conns()")
         assert len(conns) == 1 and conns[0]["connected"], conns
         await reader.close()
+
+
+async def test_chromium_webcrypto_verifies_our_edrys_challenge_signature(
+    client_page_url: str, browser: Any
+) -> None:
+    identity = Identity.generate()
+    now_ms = 1_764_115_200_123
+    signature = identity.sign_challenge("AbCdEfGhIjKlMnOp", now_ms)
+    text = challenge_text("AbCdEfGhIjKlMnOp", now_ms).decode()
+    page = await BrowserPeer.open(browser, client_page_url)
+    check = {"publicKey": identity.public_key, "signature": signature, "text": text}
+    assert await page.call("c => clientTest.verifyChallenge(c)", check) is True
+    assert await page.call("c => clientTest.verifyChallenge(c)", {**check, "text": "x"}) is False
+    await page.close()

@@ -68,3 +68,12 @@ async def test_two_python_peers_round_trip(
                 assert encoder is not None and encoder.next_tx_ord >= 3
             else:
                 assert encoder is None
+        # Edrys identity (43/44) is exchanged with the fork framing only
+        for me, other in ((a, b), (b, a)):
+            verified = me._active.verified_users()  # type: ignore[union-attr]
+            their_identity = other._active.identity  # type: ignore[union-attr]
+            if framing == "edrys":
+                assert their_identity is not None
+                assert list(verified.values()) == [their_identity.user_id]
+            else:
+                assert verified == {} and their_identity is None

@@ -25,6 +25,9 @@ class ClientOptions:
     framing: Framing = "edrys"
     """``"edrys"``: the fork's 40-byte chunk framing (§4.6); ``"plain"``: upstream y-webrtc."""
     max_conns: int = 20
+    edrys_identity: bool = True
+    """With ``framing="edrys"``: send Edrys' user id (43) and signed challenge (44) on every data
+    channel, from a P-256 key made per session, and verify the peers' (§5.4, §5.5)."""
 
     # Timeouts
     webrtc_fallback_seconds: float = 15.0

@@ -9,7 +9,8 @@
   candidates are parsed and added, buffered until the remote description is set.
 * Data channels (§4.6): every message framed with the fork's 40-byte chunk header
   (``framing="edrys"``, the default) or sent as is (``"plain"``, upstream npm y-webrtc). On open:
-  our sync step 1 and awareness. Updates new to us are passed on to the other connections.
+  our sync step 1 and awareness, and with the Edrys framing Edrys' user id (43) and signed
+  challenge (44). Updates new to us are passed on to the other connections.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ from edrys_relay.client.document import SharedDocument
 from edrys_relay.client.options import ClientOptions
 from edrys_relay.client.websocket import backoff_delay
 from edrys_relay.protocol.chunking import ChunkEncoder, Reassembler
+from edrys_relay.protocol.edrys_identity import (
+    HANDSHAKE,
+    USER_ID,
+    Identity,
+    decode_handshake,
+    decode_user_id,
+    verify_challenge,
+)
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.lib0 import Decoder, encode_var_string
 from edrys_relay.protocol.webrtc_crypto import decrypt, derive_key, encrypt
@@ -87,6 +96,8 @@ class _Link:
         self.open = False
         self.synced = False
         self.closed = False
+        self.claimed_user: str | None = None
+        self.user_id: str | None = None
         framed = options.framing == "edrys"
         self.encoder = ChunkEncoder() if framed else None
         self.reassembler = Reassembler(max_message_size=options.max_message) if framed else None
@@ -149,6 +160,9 @@ class WebRtcTransport:
         self._key: bytes | None = None
         self.synced = synced
         self._on_app_message = on_app_message
+        self.identity = (
+            Identity.generate() if options.edrys_identity and options.framing == "edrys" else None
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._dropping: set[asyncio.Task[None]] = set()
         shared.add_local_listener(self.broadcast)
@@ -195,6 +209,10 @@ class WebRtcTransport:
     @property
     def link_count(self) -> int:
         return sum(1 for link in self.links.values() if link.open)
+
+    def verified_users(self) -> dict[str, str]:
+        """Edrys user ids of connected peers whose signed challenge verified, by peer id."""
+        return {r: link.user_id for r, link in self.links.items() if link.user_id is not None}
 
     async def flush(self) -> None:
         """Wait until no open data channel has bytes buffered (wrap in a timeout)."""
@@ -431,15 +449,19 @@ class WebRtcTransport:
         link.send(self.shared.sync_step1())
         now = asyncio.get_running_loop().time()
         link.send(encode_awareness(self.shared.awareness.renew(now)))
+        if self.identity is not None:
+            for message in self.identity.messages(self.room, _unix_ms()):
+                link.send(message)
 
     def _on_packet(self, link: _Link, packet: bytes) -> None:
         loop = asyncio.get_running_loop()
         try:
             message = link.unframe(packet)
-            if message is None:
-                return
-            if Decoder(message).read_var_uint() == EDRYS_CUSTOM_MESSAGE:
-                self._on_custom(link, message)
+            if not message:
+                return  # incomplete; or upstream y-webrtc's empty answer to a type it lacks
+            kind = Decoder(message).read_var_uint()
+            if kind in (EDRYS_CUSTOM_MESSAGE, USER_ID, HANDSHAKE):
+                self._on_edrys(link, kind, message)
                 return
             outcome = self.shared.handle(message, loop.time())
         except ProtocolError as exc:
@@ -454,6 +476,21 @@ class WebRtcTransport:
             link.synced = True
             self.synced.set()
 
+    def _on_edrys(self, link: _Link, kind: int, message: bytes) -> None:
+        """Edrys' own messages (§5.5): 42 custom message, 43 user id, 44 signed challenge."""
+        if kind == USER_ID:
+            link.claimed_user = decode_user_id(message)
+        elif kind == HANDSHAKE:
+            public_key, signature = decode_handshake(message)
+            if link.claimed_user is not None and verify_challenge(
+                public_key, signature, self.room, _unix_ms()
+            ):
+                link.user_id = link.claimed_user
+            else:
+                logger.info("%s: Edrys handshake did not verify", link.remote)
+        else:
+            self._on_custom(link, message)
+
     def _on_custom(self, link: _Link, message: bytes) -> None:
         decoder = Decoder(message)
         decoder.read_var_uint()
@@ -465,6 +502,10 @@ class WebRtcTransport:
         except ValueError:
             return
         self._on_app_message(link.remote, value)
+
+
+def _unix_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _parse_candidate(value: Any) -> Any:
