@@ -159,6 +159,8 @@ def verdict(checks: list[Check]) -> tuple[dict[str, str], str]:
     }
     if signaling_ok and channel_ok:
         advice = "use WebRTC mode (or transport='auto'); Websocket mode is the fallback"
+    elif websocket_ok and signaling_ok and channel_ok is None:
+        advice = "Websocket mode works; check the WebRTC data channel before choosing WebRTC"
     elif websocket_ok:
         advice = "use Websocket mode (transport='websocket')"
     else:
