@@ -8,6 +8,9 @@ from typing import Literal
 Transport = Literal["auto", "websocket", "webrtc"]
 Framing = Literal["edrys", "plain"]
 
+#: A smaller send queue would overflow during every handshake and reconnect forever.
+MIN_SEND_QUEUE = 8
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientOptions:
@@ -46,9 +49,14 @@ class ClientOptions:
     max_message: int = 16 * 1024 * 1024
     max_signaling_message: int = 64 * 1024
     send_queue: int = 1024
-    """Messages queued for one link; a link whose queue overflows is dropped and resyncs."""
+    """Messages queued for one link; a link whose queue overflows is dropped and resyncs. At
+    least ``MIN_SEND_QUEUE``: a handshake alone queues three (step 1, awareness, step 2)."""
     max_buffered_bytes: int = 16 * 1024 * 1024
     """Data-channel bytes buffered for sending; above this the link is dropped and resyncs."""
+
+    def __post_init__(self) -> None:
+        if self.send_queue < MIN_SEND_QUEUE:
+            raise ValueError(f"send_queue must be at least {MIN_SEND_QUEUE}")
 
 
 __all__ = ["ClientOptions", "Framing", "Transport"]
