@@ -32,7 +32,7 @@ from edrys_relay.protocol.routing import (
 from edrys_relay.server import http
 from edrys_relay.server.rooms import RoomHub
 from edrys_relay.server.topics import TopicHub
-from edrys_relay.server.transport import WebSocketPeer
+from edrys_relay.server.transport import Outbox, WebSocketPeer
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class RelayServer:
         self.settings = settings
         self.rooms = RoomHub(settings)
         self.topics = TopicHub()
+        self.outbox = Outbox()
         self.static = http.StaticFiles.from_package()
         self.started_at = time.monotonic()
         self._server: Server | None = None
@@ -165,7 +166,7 @@ class RelayServer:
         request = connection.request
         assert request is not None
         route = route_request(request.path, max_room_length=self.settings.max_room_name)
-        peer = WebSocketPeer(connection, self.settings)
+        peer = WebSocketPeer(connection, self.settings, self.outbox)
         address = _address(connection)
         if isinstance(route, YjsRoute):
             logger.info(
