@@ -86,12 +86,24 @@ class Outbox:
 class WebSocketPeer:
     """A server-side WebSocket connection as a hub peer."""
 
-    __slots__ = ("_behind_since", "_conn", "_high", "_max", "_outbox", "_queued", "_slow", "id")
+    __slots__ = (
+        "_behind_since",
+        "_conn",
+        "_high",
+        "_max",
+        "_outbox",
+        "_plain",
+        "_queued",
+        "_slow",
+        "id",
+    )
 
     def __init__(self, connection: ServerConnection, settings: Settings, outbox: Outbox) -> None:
         self._conn = connection
         self._outbox = outbox
         self._queued: list[bytes] | None = None
+        # Extensions are fixed by the handshake; without any, frames are plain RFC 6455.
+        self._plain = not connection.protocol.extensions
         self._high = settings.send_buffer_high
         self._max = settings.send_buffer_max
         self._slow = settings.slow_consumer_seconds
@@ -102,25 +114,27 @@ class WebSocketPeer:
         return f"<peer {self.id}>"
 
     def send(self, data: bytes | str) -> None:
+        # Hot path, once per receiver per message: no state check here; flush() drops the
+        # queue of a connection that is no longer open.
+        queued = self._queued
+        if queued is not None:
+            queued.append(self._outbox.frame(data))
+        elif self._plain:
+            self._queued = [self._outbox.frame(data)]
+            self._outbox.schedule(self)
+        else:
+            self._send_via_websockets(data)
+
+    def _send_via_websockets(self, data: bytes | str) -> None:
+        # A negotiated extension (compression) transforms frames: let websockets do it.
         protocol = self._conn.protocol
         if protocol.state is not State.OPEN:
             return
-        if protocol.extensions:
-            # A negotiated extension (compression) transforms frames: let websockets do it.
-            self.flush()
-            if isinstance(data, str):
-                protocol.send_text(data.encode())
-            else:
-                protocol.send_binary(data)
-            self._conn.send_data()
-            return
-        frame = self._outbox.frame(data)
-        queued = self._queued
-        if queued is None:
-            self._queued = [frame]
-            self._outbox.schedule(self)
+        if isinstance(data, str):
+            protocol.send_text(data.encode())
         else:
-            queued.append(frame)
+            protocol.send_binary(data)
+        self._conn.send_data()
 
     def flush(self) -> None:
         """Write this connection's queued frames now (the Outbox calls this once per turn)."""
