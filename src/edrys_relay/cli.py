@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from edrys_relay import __version__
 from edrys_relay.config import Settings
+from edrys_relay.protocol.edrys_link import comm_parameter
 
 DESCRIPTION = """\
 edrys-relay: one-port backend for Edrys-Lite classrooms.
@@ -136,6 +137,8 @@ def _print_banner(settings: Settings, port: int) -> None:
     bound = Settings(host=settings.host, port=port)
     ws_url = bound.public_url("ws")
     http_url = bound.public_url("http")
+    websocket_link = comm_parameter("Websocket", websocket_url=ws_url)
+    webrtc_link = comm_parameter("WebRTC", signaling=[ws_url])
     lines = [
         f"edrys-relay {__version__} listening on {settings.host}:{port}",
         "",
@@ -144,9 +147,13 @@ def _print_banner(settings: Settings, port: int) -> None:
         f"  WebRTC mode     signaling server URL   {ws_url}",
         f"  video streams   stream URL             {ws_url}/stream",
         f"  health          {http_url}/healthz",
+        "",
+        "or append to a classroom link:",
+        f"  WebSocket mode  #comm={websocket_link}",
+        f"  WebRTC mode     #comm={webrtc_link}",
     ]
     if settings.host in ("0.0.0.0", "::", ""):
-        lines.append("  (other machines: use this machine's address instead of localhost)")
+        lines.append("(other machines: use this machine's address instead of localhost)")
     print("\n".join(lines), flush=True)
 
 
