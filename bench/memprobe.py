@@ -66,7 +66,8 @@ async def probe(n: int, per_room: int, top: int) -> None:
                 stat.traceback
             )
             where = ", ".join(f"{Path(f.filename).name}:{f.lineno}" for f in frames[-3:])
-            print(f"{stat.size_diff / conns:8.0f} B/conn  {stat.count_diff / conns:5.1f} obj  {where}")
+            per = f"{stat.size_diff / conns:8.0f} B/conn  {stat.count_diff / conns:5.1f} obj"
+            print(f"{per}  {where}")
         print("\nobjects per connection by type (gc-tracked):")
         for name, count in (types1 - types0).most_common(top):
             print(f"{count / conns:6.2f}  {name}")
