@@ -68,6 +68,11 @@ async def probe(n: int, per_room: int, top: int) -> None:
             where = ", ".join(f"{Path(f.filename).name}:{f.lineno}" for f in frames[-3:])
             per = f"{stat.size_diff / conns:8.0f} B/conn  {stat.count_diff / conns:5.1f} obj"
             print(f"{per}  {where}")
+        by_file = snap1.compare_to(snap0, "filename")
+        print("\nby allocating file:")
+        for stat in by_file[:top]:
+            name = "/".join(Path(stat.traceback[0].filename).parts[-2:])
+            print(f"{stat.size_diff / conns:8.0f} B/conn  {name}")
         print("\nobjects per connection by type (gc-tracked):")
         for name, count in (types1 - types0).most_common(top):
             print(f"{count / conns:6.2f}  {name}")
