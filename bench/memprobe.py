@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import gc
 import json
 import sys
@@ -23,11 +24,20 @@ from edrys_relay.server.app import RelayServer
 BENCH = Path(__file__).resolve().parent
 
 
-async def probe(n: int, per_room: int, top: int) -> None:
+async def probe(n: int, per_room: int, top: int, stack: str) -> None:
     tracemalloc.start(8)
-    async with RelayServer(Settings(host="127.0.0.1", port=0)) as server:
+    async with contextlib.AsyncExitStack() as stack_ctx:
+        if stack == "picows":
+            from proto_picows import start  # type: ignore[import-not-found]
+
+            port = await start(0)
+        else:
+            server = await stack_ctx.enter_async_context(
+                RelayServer(Settings(host="127.0.0.1", port=0))
+            )
+            port = server.port
         cfg = {"kind": "idle", "connections": n, "perRoom": per_room, "parallel": 50}
-        cfg["port"] = server.port
+        cfg["port"] = port
         gen = await asyncio.create_subprocess_exec(
             "node",
             str(BENCH / "loadgen.mjs"),
@@ -85,8 +95,9 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=1000)
     parser.add_argument("--per-room", type=int, default=10)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--stack", choices=["websockets", "picows"], default="websockets")
     args = parser.parse_args()
-    asyncio.run(probe(args.n, args.per_room, args.top))
+    asyncio.run(probe(args.n, args.per_room, args.top, args.stack))
     return 0
 
 

@@ -134,6 +134,11 @@ def server_spec(
     if name == "edrys-uvloop":
         wrapper = [python, str(BENCH / "serve_uvloop.py"), "serve", "--host", "127.0.0.1"]
         return ServerSpec(name, [*wrapper, "--port", str(port)], "listening on", env)
+    if name in ("picows-proto", "picows-proto-uvloop"):
+        proto = [python, str(BENCH / "proto_picows.py"), "--port", str(port)]
+        if name.endswith("uvloop"):
+            proto.append("--uvloop")
+        return ServerSpec(name, proto, "listening on", env)
     if name == "reference" and family == "yjs":
         script = NODE_MODULES / "@y" / "websocket-server" / "src" / "server.js"
         return ServerSpec(
