@@ -379,6 +379,8 @@ METRICS: dict[str, list[tuple[str, str]]] = {
     "latency": [
         ("load.p50_ms", "p50 ms"),
         ("load.p99_ms", "p99 ms"),
+        ("quiet_p99_ms", "p99 ms, quiet runs"),
+        ("quiet_runs", "quiet runs"),
         ("load.max_ms", "max ms"),
         ("cpu_us_per_delivery", "server CPU µs/delivery"),
         ("faults", "lost+dup+reorder"),
@@ -397,6 +399,10 @@ METRICS: dict[str, list[tuple[str, str]]] = {
         ("load.all_match", "content matches"),
     ],
 }
+
+
+QUIET_LATE_SENDS = 10
+"""A latency run is "quiet" if at most this many sends left the load generator > 5 ms late."""
 
 
 def pick(run: dict[str, Any], key: str) -> Any:
@@ -429,6 +435,11 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
             row: dict[str, Any] = {"runs": len(mine), "errors": sum("error" in r for r in mine)}
             for key, _label in METRICS[kind]:
                 row[key] = median_of(mine, key)
+            if kind == "latency":
+                # A run in which the load generator itself was late measures the machine.
+                quiet = [r for r in mine if (pick(r, "load.late_sends") or 0) <= QUIET_LATE_SENDS]
+                row["quiet_runs"] = len([r for r in quiet if "error" not in r])
+                row["quiet_p99_ms"] = median_of(quiet, "load.p99_ms")
             # Any fault in any run counts, not only the median run's.
             if kind in ("fanout", "signal", "latency"):
                 row["faults_total"] = sum(r.get("faults") or 0 for r in mine if "error" not in r)
@@ -468,11 +479,14 @@ def verdicts(summary: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
                 )
         if kind == "latency" and ref:
             a, b = mine["load.p99_ms"], ref["load.p99_ms"]
+            qa, qb = mine["quiet_p99_ms"], ref["quiet_p99_ms"]
             if a is not None and b is not None:
-                lines.append(
-                    f"{scenario}: p99 {a:.2f} ms vs {b:.2f} ms (target ≤ reference): "
-                    f"{'MET' if a <= b else 'MISSED'}"
-                )
+                line = f"{scenario}: p99 {a:.2f} ms vs {b:.2f} ms (target ≤ reference): "
+                line += "MET" if a <= b else "MISSED"
+                if qa is not None and qb is not None:
+                    line += f"; quiet runs only {qa:.2f} vs {qb:.2f} ms: "
+                    line += "MET" if qa <= qb else "MISSED"
+                lines.append(line)
         if kind == "idle":
             kb = mine["kb_per_connection"]
             rate, ref_rate = mine["load.connects_per_s"], (ref or {}).get("load.connects_per_s")
@@ -567,6 +581,17 @@ def machine_facts(python: str) -> dict[str, Any]:
     }
 
 
+def rereport(path: Path) -> int:
+    """Rebuild the summary, verdicts and markdown of a result JSON (e.g. after a new metric)."""
+    report = json.loads(path.read_text())
+    report["summary"] = summarise(report["runs"])
+    report["verdicts"] = verdicts(report["summary"])
+    path.write_text(json.dumps(report, indent=1))
+    path.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
 async def main_async(args: argparse.Namespace) -> int:
     names = list(SCENARIOS) if args.scenarios == "all" else args.scenarios.split(",")
     unknown = [n for n in names if n not in SCENARIOS and not n.startswith("stream")]
@@ -638,7 +663,10 @@ def main() -> int:
     parser.add_argument("--label", default="", help="suffix for the result files")
     parser.add_argument("--nice", type=int, default=-10, help="priority of server and loadgen")
     parser.add_argument("--py-spy", action="store_true", help="record edrys servers with py-spy")
+    parser.add_argument("--report", type=Path, help="only rebuild the tables of a result JSON")
     args = parser.parse_args()
+    if args.report is not None:
+        return rereport(args.report)
     if not (NODE_MODULES / "ws").exists():
         print("run `npm ci` in bench/ first", file=sys.stderr)
         return 2
