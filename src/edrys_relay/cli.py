@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from edrys_relay import __version__
 from edrys_relay.config import Settings
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.room_idle_seconds,
         help="keep an empty room loaded this long (default %(default)s)",
     )
+    _add_stream_flags(serve)
     serve.add_argument(
         "--log-level",
         default=os.environ.get("LOG_LEVEL", "info"),
@@ -91,6 +93,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
     return parser
+
+
+def _add_stream_flags(serve: argparse.ArgumentParser) -> None:
+    """Flags of the ``/stream`` video relay (docs/stream.md)."""
+    group = serve.add_argument_group("video stream relay (/stream)")
+    group.add_argument(
+        "--stream-max-message",
+        type=int,
+        metavar="BYTES",
+        default=_DEFAULTS.stream_max_message,
+        help="largest frame message; larger closes the sender with 1009 (default %(default)s)",
+    )
+    group.add_argument(
+        "--stream-max-fps",
+        type=float,
+        metavar="FPS",
+        default=_DEFAULTS.stream_max_source_fps,
+        help="frames per second a source may send; more are dropped (default %(default)s)",
+    )
+    group.add_argument(
+        "--stream-max-viewers",
+        type=int,
+        metavar="N",
+        default=_DEFAULTS.stream_max_viewers,
+        help="viewers per stream room (default %(default)s)",
+    )
+    group.add_argument(
+        "--stream-ping-interval",
+        type=float,
+        metavar="SECONDS",
+        default=_DEFAULTS.stream_ping_interval,
+        help="keep-alive period; silent clients go after 1-2 periods (default %(default)s)",
+    )
+    group.add_argument(
+        "--stream-hide-rooms",
+        action="store_true",
+        help="leave the list of rooms with a source out of the 'info' greeting",
+    )
+
+
+def stream_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Settings` fields given by the ``/stream`` flags."""
+    return {
+        "stream_max_message": args.stream_max_message,
+        "stream_max_source_fps": args.stream_max_fps,
+        "stream_max_viewers": args.stream_max_viewers,
+        "stream_ping_interval": args.stream_ping_interval,
+        "stream_list_rooms": not args.stream_hide_rooms,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,7 +159,12 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"edrys-relay: --port {args.port} is not a port number", file=sys.stderr)
         return 2
-    settings = Settings(host=args.host, port=args.port, room_idle_seconds=args.room_idle_seconds)
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        room_idle_seconds=args.room_idle_seconds,
+        **stream_settings(args),
+    )
     try:
         asyncio.run(_run(settings))
     except OSError as exc:
