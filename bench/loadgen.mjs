@@ -735,6 +735,95 @@ async function scenarioSignal () {
   closeAll(all)
 }
 
+
+// -- stream: one source, N viewers (protocols.md §3) ---------------------------------------------
+
+const FRAME_HEAD = /^\{"type":"frame","seq":(\d+),"t":([0-9.]+),/
+
+async function scenarioStream () {
+  const { viewers, fps, kib, seconds, drainSeconds = 3 } = cfg
+  const roomId = `bench-${cfg.tag ?? 'r'}`
+  const total = Math.ceil(fps * seconds)
+  const samples = new Float64Array(total * viewers)
+  let nSamples = 0
+  const control = msg => (msg.length < 4096 ? JSON.parse(msg.toString()) : null)
+  const source = new Client(`${BASE}/stream`, (self, data) => {
+    const msg = control(data)
+    if (msg && msg.type === 'source-registered') self.registered = true
+  })
+  const tracks = []
+  const clients = []
+  for (let v = 0; v < viewers; v++) {
+    const track = new Track(total)
+    tracks.push(track)
+    clients.push(new Client(`${BASE}/stream`, (self, data) => {
+      if (data.length > 4096) {
+        const m = FRAME_HEAD.exec(data.subarray(0, 80).toString())
+        if (!m) { track.unknown++; return }
+        if (track.add(Number(m[1]))) samples[nSamples++] = performance.now() - Number(m[2])
+        return
+      }
+      const msg = control(data)
+      if (msg && msg.type === 'source-available') self.available = true
+    }))
+  }
+  await source.connect()
+  source.send(JSON.stringify({ type: 'register-source', roomId }))
+  await waitUntil(() => source.registered, 10000, 'source-registered')
+  const connectMs = await connectAll(clients, 50, 60000)
+  for (const c of clients) c.send(JSON.stringify({ type: 'join-room', roomId }))
+  await waitUntil(() => clients.every(c => c.available), 20000, 'source-available')
+  // An Edrys-style frame: a JPEG data URL of `kib` KiB (content is irrelevant to the relay).
+  const payload = 'data:image/jpeg;base64,' + 'A'.repeat(kib * 1024 - 23)
+  emit({ event: 'ready', connections: viewers + 1, connect_ms: connectMs })
+  await waitCommand('go', 120000)
+  const cpu0 = cpuSeconds()
+  const t0 = performance.now() + 20
+  let sent = 0
+  await new Promise(resolve => {
+    const tick = () => {
+      const now = performance.now()
+      while (sent < total && t0 + (sent * 1000) / fps <= now) {
+        source.send(`{"type":"frame","seq":${sent},"t":${performance.now().toFixed(3)},"data":"${payload}"}`)
+        sent++
+      }
+      if (sent >= total) resolve()
+      else setTimeout(tick, Math.max(0, t0 + (sent * 1000) / fps - performance.now()))
+    }
+    setTimeout(tick, 20)
+  })
+  const expected = total * viewers
+  try { await waitUntil(() => nSamples >= expected, drainSeconds * 1000, 'drain') } catch {}
+  const t1 = performance.now()
+  const elapsed = (t1 - t0) / 1000
+  const sorted = Array.from(samples.subarray(0, nSamples)).sort((a, b) => a - b)
+  const perViewer = tracks.map(t => t.unique / seconds).sort((a, b) => a - b)
+  const counts = sumTracks(tracks, tracks.map(() => total))
+  emit({
+    event: 'done',
+    sent: total,
+    expected,
+    delivered: counts.delivered,
+    duplicated: counts.duplicated,
+    reordered: counts.reordered,
+    unknown: counts.unknown,
+    // Latest-frame-wins drops frames for a viewer that is behind, by design: not a fault.
+    not_delivered: counts.lost,
+    lost: 0,
+    elapsed_s: elapsed,
+    fps_per_viewer_median: percentile(perViewer, 50),
+    fps_per_viewer_min: perViewer[0],
+    p50_ms: percentile(sorted, 50),
+    p99_ms: percentile(sorted, 99),
+    max_ms: sorted.length ? sorted[sorted.length - 1] : null,
+    mbytes_per_s: (counts.delivered * kib * 1024) / elapsed / 1e6,
+    loadgen_cpu_s: cpuSeconds() - cpu0,
+    dropped_connections: clients.filter(c => c.closedEarly).length
+  })
+  await waitCommand('quit', 60000).catch(() => {})
+  closeAll([source, ...clients])
+}
+
 // -- main --------------------------------------------------------------------------------------
 
 const scenarios = {
@@ -742,7 +831,8 @@ const scenarios = {
   latency: scenarioLatency,
   idle: scenarioIdle,
   join: scenarioJoin,
-  signal: scenarioSignal
+  signal: scenarioSignal,
+  stream: scenarioStream
 }
 
 try {

@@ -104,9 +104,18 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
 }
 
-STREAM_NOTE = (
-    "stream scenarios skipped: the /stream door (branch `stream`) is not in the code under test"
-)
+for _viewers in (1, 10, 50):
+    SCENARIOS[f"stream-{_viewers}"] = {
+        "family": "stream",
+        "kind": "stream",
+        "viewers": _viewers,
+        "fps": 30,
+        "kib": 100,
+        "seconds": 8,
+    }
+
+STREAM_NOTE = "stream scenarios skipped: the /stream door is not in the code under test"
+NO_STREAM_REFERENCE = "stream: edrys-relay only (issue 7 names no reference stream server)"
 
 
 @dataclass
@@ -346,7 +355,7 @@ def derive(cfg: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     cpu = out["server_cpu_s"]
     kind = cfg["kind"]
     d: dict[str, Any] = {}
-    if kind in ("fanout", "signal", "latency"):
+    if kind in ("fanout", "signal", "latency", "stream"):
         delivered = load.get("delivered") or 0
         d["cpu_us_per_delivery"] = cpu / delivered * 1e6 if delivered else None
         d["faults"] = load["lost"] + load["duplicated"] + load["reordered"] + load["unknown"]
@@ -398,6 +407,17 @@ METRICS: dict[str, list[tuple[str, str]]] = {
         ("load.build_s", "build s (100k edits)"),
         ("load.all_match", "content matches"),
     ],
+    "stream": [
+        ("load.fps_per_viewer_median", "fps/viewer (median)"),
+        ("load.fps_per_viewer_min", "fps/viewer (min)"),
+        ("load.p50_ms", "p50 ms"),
+        ("load.p99_ms", "p99 ms"),
+        ("load.max_ms", "max ms"),
+        ("cpu_us_per_delivery", "server CPU µs/frame delivered"),
+        ("server_cpu_share", "server CPU share"),
+        ("load.not_delivered", "frames dropped (latest wins)"),
+        ("faults", "dup+reorder"),
+    ],
 }
 
 
@@ -441,7 +461,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
                 row["quiet_runs"] = len([r for r in quiet if "error" not in r])
                 row["quiet_p99_ms"] = median_of(quiet, "load.p99_ms")
             # Any fault in any run counts, not only the median run's.
-            if kind in ("fanout", "signal", "latency"):
+            if kind in ("fanout", "signal", "latency", "stream"):
                 row["faults_total"] = sum(r.get("faults") or 0 for r in mine if "error" not in r)
             servers[server] = row
     return summary
@@ -534,7 +554,7 @@ def markdown(report: dict[str, Any]) -> str:
         out.append("|---|" + "---|" * (len(cols) + 1))
         for server, row in servers.items():
             cells = [fmt(row[key]) for key, _ in cols]
-            if kind in ("fanout", "signal", "latency"):
+            if kind in ("fanout", "signal", "latency", "stream"):
                 cells[-1] = f"{row['faults_total']} (all runs)"
             runs = f"{row['runs']} ({row['errors']})"
             out.append(f"| {server} | " + " | ".join(cells) + f" | {runs} |")
@@ -604,7 +624,11 @@ async def main_async(args: argparse.Namespace) -> int:
     logdir = Path(tempfile.mkdtemp(prefix="edrys-bench-"))
     notes = []
     if not (args.src / "edrys_relay" / "server" / "streams.py").exists():
-        notes.append(STREAM_NOTE)
+        if any(n.startswith("stream") for n in names):
+            notes.append(STREAM_NOTE)
+        names = [n for n in names if not n.startswith("stream")]
+    elif any(n.startswith("stream") for n in names):
+        notes.append(NO_STREAM_REFERENCE)
     names = [n for n in names if n in SCENARIOS]
     runs: list[dict[str, Any]] = []
     load0 = os.getloadavg()[0]
@@ -612,6 +636,8 @@ async def main_async(args: argparse.Namespace) -> int:
     for scenario in names:
         for rep in range(args.reps):
             order = servers if rep % 2 == 0 else list(reversed(servers))
+            if SCENARIOS[scenario]["family"] == "stream":
+                order = [s for s in order if s != "reference"]
             for server in order:
                 run = await Run(scenario, server, args, logdir).execute()
                 run["rep"] = rep
