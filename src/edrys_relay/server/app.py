@@ -52,7 +52,7 @@ from edrys_relay.server.rooms import RoomHub
 from edrys_relay.server.stream_door import StreamDoor
 from edrys_relay.server.streams import StreamHub
 from edrys_relay.server.topics import TopicHub
-from edrys_relay.server.transport import WebSocketPeer
+from edrys_relay.server.transport import Outbox, WebSocketPeer
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class RelayServer:
             max_topics_per_connection=settings.max_topics_per_connection,
             max_subscribers_per_topic=settings.max_subscribers_per_topic,
         )
+        self.outbox = Outbox()
         self.static = http.StaticFiles.from_package()
         self.started_at = time.monotonic()
         self._server: Server | None = None
@@ -224,7 +225,7 @@ class RelayServer:
         request = connection.request
         assert request is not None
         route = route_request(request.path, max_room_length=self.settings.max_room_name)
-        peer = WebSocketPeer(connection, self.settings)
+        peer = WebSocketPeer(connection, self.settings, self.outbox)
         address = _address(connection)
         client = self._client_address(connection, request)
         if not self.counter.admit(client):

@@ -38,10 +38,11 @@ class ConnectionChannel:
     ready for a frame when its buffer is at or below the low-water mark.
     """
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_peer")
 
-    def __init__(self, connection: ServerConnection) -> None:
+    def __init__(self, connection: ServerConnection, peer: WebSocketPeer) -> None:
         self._conn = connection
+        self._peer = peer
 
     def writable(self) -> bool:
         transport = self._conn.transport
@@ -52,6 +53,9 @@ class ConnectionChannel:
         protocol = self._conn.protocol
         if protocol.state is not State.OPEN:
             return
+        # Control messages wait in the peer's outbox until the end of the loop turn; write them
+        # first so a viewer never sees a frame before the `source-available` that announced it.
+        self._peer.flush()
         if text:
             protocol.send_text(payload)
         else:
@@ -99,7 +103,7 @@ class StreamDoor:
             # docs/security.md: watching needs a token for the room, sourcing a source token
             permissions = self.access.grants(connection.request)
         client = self.hub.connect(
-            peer, ConnectionChannel(connection), binary=binary, permissions=permissions
+            peer, ConnectionChannel(connection, peer), binary=binary, permissions=permissions
         )
         writer = asyncio.create_task(client.run_writer(), name=f"{peer.id} stream writer")
         try:
