@@ -33,6 +33,9 @@ from edrys_relay.server import http
 from edrys_relay.server.rooms import RoomHub
 from edrys_relay.server.topics import TopicHub
 from edrys_relay.server.transport import WebSocketPeer
+from edrys_relay.storage import open_store
+from edrys_relay.storage.base import StoreError
+from edrys_relay.storage.writer import StoreWriter
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,8 @@ class RelayServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rooms = RoomHub(settings)
+        self.writer = StoreWriter(lambda: open_store(settings))
+        self.rooms = RoomHub(settings, self.writer)
         self.topics = TopicHub()
         self.static = http.StaticFiles.from_package()
         self.started_at = time.monotonic()
@@ -56,20 +60,25 @@ class RelayServer:
 
     async def __aenter__(self) -> RelayServer:
         s = self.settings
-        self._server = await serve(
-            self._handle,
-            s.host,
-            s.port,
-            process_request=self._process_request,
-            max_size=max(s.max_message_yjs, s.max_message_signaling),
-            ping_interval=s.ping_interval,
-            ping_timeout=s.ping_interval,
-            open_timeout=s.open_timeout,
-            close_timeout=s.close_timeout,
-            # Compression would cost one deflate per receiver for every broadcast message.
-            compression=None,
-            server_header=f"edrys-relay/{__version__}",
-        )
+        await self.writer.__aenter__()
+        try:
+            self._server = await serve(
+                self._handle,
+                s.host,
+                s.port,
+                process_request=self._process_request,
+                max_size=max(s.max_message_yjs, s.max_message_signaling),
+                ping_interval=s.ping_interval,
+                ping_timeout=s.ping_interval,
+                open_timeout=s.open_timeout,
+                close_timeout=s.close_timeout,
+                # Compression would cost one deflate per receiver for every broadcast message.
+                compression=None,
+                server_header=f"edrys-relay/{__version__}",
+            )
+        except BaseException:
+            await self.writer.aclose()
+            raise
         self.started_at = time.monotonic()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
         return self
@@ -83,7 +92,14 @@ class RelayServer:
         await self.shutdown()
 
     async def shutdown(self) -> None:
-        """Stop accepting, close every connection with 1012 so clients reconnect, wait."""
+        """Stop accepting, commit pending updates, close every connection with 1012, wait."""
+        try:
+            await self._close_connections()
+        finally:
+            await self.rooms.aclose()
+            await self.writer.aclose()
+
+    async def _close_connections(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -94,6 +110,8 @@ class RelayServer:
             return
         self._server = None
         server.close(close_connections=False)
+        # Relay what is committed before telling clients to reconnect (threats.md F8).
+        await self.rooms.flush()
         connections = list(server.connections)
         closing = [
             asyncio.create_task(connection.close(SERVICE_RESTART, "server restarting"))
@@ -195,7 +213,12 @@ class RelayServer:
         self, connection: ServerConnection, peer: WebSocketPeer, route: YjsRoute
     ) -> None:
         connection.protocol.max_message_size = self.settings.max_message_yjs
-        room = self.rooms.join(route.room, peer)
+        try:
+            room = await self.rooms.join(route.room, peer)
+        except StoreError:
+            logger.exception("%s cannot load room %s, closing with 1011", peer.id, route.room)
+            await connection.close(1011, "storage unavailable")
+            return
         try:
             await _receive_loop(connection, peer, lambda frame: _binary(room.receive, peer, frame))
         finally:

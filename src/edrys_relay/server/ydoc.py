@@ -12,9 +12,10 @@ from typing import Any
 
 import pycrdt
 
-from edrys_relay.protocol.errors import InvalidPayload
+from edrys_relay.protocol.errors import InvalidPayload, ProtocolError
 from edrys_relay.protocol.lib0 import Decoder
 from edrys_relay.protocol.ystructs import update_extent
+from edrys_relay.storage.base import Record
 
 # pyo3 turns Rust panics into PanicException, which derives from BaseException (threats.md V4).
 _NOT_PANICS = (KeyboardInterrupt, SystemExit, GeneratorExit)
@@ -72,4 +73,23 @@ class TrackedDoc:
         return any(clock > doc_sv.get(client, 0) for client, clock in extent.items())
 
 
-__all__ = ["TrackedDoc", "decode_state_vector"]
+def replay(records: list[Record]) -> tuple[TrackedDoc, list[Record], list[Record]]:
+    """Apply stored records to a fresh document (slow for long histories: call in a thread).
+
+    Returns the document, the records it accepted and the ones it refused (poison records,
+    threats.md F10), so one bad record never keeps a room from loading.
+    """
+    doc = TrackedDoc()
+    good: list[Record] = []
+    bad: list[Record] = []
+    for record in records:
+        try:
+            doc.apply(record.update)
+        except ProtocolError:
+            bad.append(record)
+        else:
+            good.append(record)
+    return doc, good, bad
+
+
+__all__ = ["TrackedDoc", "decode_state_vector", "replay"]
