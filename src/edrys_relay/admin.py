@@ -33,7 +33,8 @@ def _valid_records(store: Store, room: RoomName) -> tuple[list[Record], list[Rec
     records = store.load(room)
     if not records:
         raise NoSuchRoom(room)
-    _doc, good, bad = replay(records)
+    doc, good, bad = replay(records)
+    doc.close()
     return good, bad
 
 
@@ -49,7 +50,11 @@ def import_update(store: Store, room: RoomName, update: bytes) -> int:
     Raises:
         ProtocolError: the bytes are not a Yjs v1 update (pycrdt or the codec refuses them).
     """
-    TrackedDoc().apply(update)
+    doc = TrackedDoc()
+    try:
+        doc.apply(update)
+    finally:
+        doc.close()
     yupdate.parse_update(update)
     (seq,) = store.append([(room, update)])
     return seq

@@ -120,6 +120,10 @@ class Room:
         if not self.peers:
             self.empty_since = self._clock()
 
+    def close(self) -> None:
+        """Release the document; the room is unusable afterwards."""
+        self._doc.close()
+
     @property
     def idle(self) -> bool:
         """No connection and nothing waiting for storage."""
@@ -380,6 +384,7 @@ class RoomHub:
             self._unloading.discard(room.name)
         if room.idle and self.rooms.get(room.name) is room:
             del self.rooms[room.name]
+            room.close()
             logger.info(
                 "room %s unloaded (%d records, %d bytes)",
                 room.name,

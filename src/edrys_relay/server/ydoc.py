@@ -46,6 +46,10 @@ class TrackedDoc:
     def _on_transaction(self, _event: pycrdt.TransactionEvent) -> None:
         self._changed = True
 
+    def close(self) -> None:
+        """Remove the change observer: pycrdt 0.14 never frees an observed Doc otherwise."""
+        self._doc.unobserve(self._subscription)
+
     def state_vector(self) -> bytes:
         return bytes(self._doc.get_state())
 
