@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edrys_relay import __version__
 from edrys_relay.config import Settings
+from edrys_relay.protocol.edrys_link import comm_parameter
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import RoomName, validate_room_name
 from edrys_relay.storage.base import Store, StoreError
@@ -224,6 +225,8 @@ def _print_banner(settings: Settings, port: int) -> None:
     bound = Settings(host=settings.host, port=port)
     ws_url = bound.public_url("ws")
     http_url = bound.public_url("http")
+    websocket_link = comm_parameter("Websocket", websocket_url=ws_url)
+    webrtc_link = comm_parameter("WebRTC", signaling=[ws_url])
     lines = [
         f"edrys-relay {__version__} listening on {settings.host}:{port}",
         "",
@@ -233,10 +236,14 @@ def _print_banner(settings: Settings, port: int) -> None:
         f"  video streams   stream URL             {ws_url}/stream",
         f"  health          {http_url}/healthz",
         "",
+        "or append to a classroom link:",
+        f"  WebSocket mode  #comm={websocket_link}",
+        f"  WebRTC mode     #comm={webrtc_link}",
+        "",
         _storage_line(settings),
     ]
     if settings.host in ("0.0.0.0", "::", ""):
-        lines.append("  (other machines: use this machine's address instead of localhost)")
+        lines.append("(other machines: use this machine's address instead of localhost)")
     print("\n".join(lines), flush=True)
 
 

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from edrys_relay.protocol import yjs
 from edrys_relay.server.app import RelayServer
-from tests.conftest import StartRelay, open_ws, recv_until
+from tests.conftest import StartRelay, open_ws, recv_until, wait_for
 from tests.server.ydata import independent_updates, text_updates
 
 YJS_CASES = [
@@ -172,3 +172,14 @@ async def test_slow_receiver_is_dropped_others_keep_up(
         assert len(room.peers) == 2, "the stalled receiver was never dropped"
         assert sent < len(updates)
         stalled.close()
+
+
+async def test_connection_that_misses_a_pong_is_closed(start_relay: StartRelay) -> None:
+    relay = await start_relay(ping_interval=0.2, close_timeout=0.2)
+    async with HealthyPair(relay) as healthy:  # real clients answer pings and stay
+        silent = await stalled_client(relay, "/healthy")
+        room = relay.rooms.rooms["healthy"]
+        await wait_for(lambda: len(room.peers) == 3)
+        await wait_for(lambda: len(room.peers) == 2, timeout=5)
+        await healthy.exchange()
+        silent.close()

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from edrys_relay.protocol.errors import MalformedMessage
 from edrys_relay.protocol.lib0 import Decoder, encode_var_uint
 from edrys_relay.protocol.v8sort import v8_sort
-from edrys_relay.protocol.ystructs import (
+from edrys_relay.protocol.yupdate_scan import (
     GC,
     ITEM,
     SKIP,

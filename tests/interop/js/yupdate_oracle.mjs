@@ -6,6 +6,7 @@
 //   {op:'sv', update}               -> Y.encodeStateVectorFromUpdate
 //   {op:'docs', updates, candidate, base?, diff?} -> compare documents built in JS
 //   {op:'bench', n, clients, path}  -> write n single-character edit updates to path
+//   {op:'sort', arrays}             -> sort [key, type] pairs with yjs' decoder comparator
 import * as Y from 'yjs'
 import { createInterface } from 'node:readline'
 import { writeFileSync } from 'node:fs'
@@ -57,15 +58,28 @@ const genTrace = (seed, steps) => {
     doc.getArray('a').forEach((v) => { if (v instanceof Y.AbstractType) out.push(v) })
     return out
   }
+  // Positions never fall inside a surrogate pair: yjs itself would write U+FFFD there, and the
+  // document comparisons below would then fail for yjs as well. (Byte comparisons use arbitrary
+  // state vectors, which do cut pairs.)
+  const safe = (t, p) => {
+    // toString() leaves embeds out; the delta counts each as one position, like t.length
+    const s = t.toDelta().map((d) => typeof d.insert === 'string' ? d.insert : '\u0000').join('')
+    const c = s.charCodeAt(p - 1)
+    return p > 0 && p < s.length && c >= 0xd800 && c <= 0xdbff ? p + 1 : p
+  }
   const editText = (t) => {
     if (t.length > 0 && rnd() < 0.3) {
-      const p = int(t.length); t.delete(p, 1 + int(Math.min(5, t.length - p)))
+      const p = safe(t, int(t.length))
+      const e = safe(t, Math.min(t.length, p + 1 + int(5)))
+      if (e > p) t.delete(p, e - p)
     } else if (t.length > 0 && rnd() < 0.1) {
-      t.format(int(t.length), 1 + int(3), { bold: rnd() < 0.5 ? true : null })
+      const p = safe(t, int(t.length))
+      const e = safe(t, Math.min(t.length, p + 1 + int(3)))
+      if (e > p) t.format(p, e - p, { bold: rnd() < 0.5 ? true : null })
     } else if (rnd() < 0.05) {
-      t.insertEmbed(int(t.length + 1), { image: str(3), w: int(100) })
+      t.insertEmbed(safe(t, int(t.length + 1)), { image: str(3), w: int(100) })
     } else {
-      t.insert(int(t.length + 1), str(6))
+      t.insert(safe(t, int(t.length + 1)), str(6))
     }
   }
   const editArray = (a) => {
@@ -105,15 +119,20 @@ const genTrace = (seed, steps) => {
       log.push(hex(rnd() < 0.5 ? Y.encodeStateAsUpdate(doc) : Y.encodeStateAsUpdate(doc, Y.encodeStateVector(other))))
     }
   }
-  // partial replays give realistic state vectors
+  // Partial replays give realistic state vectors. Log prefixes are causally closed; random
+  // subsets usually leave pending structs, where yjs' own diffUpdate does not converge either.
   const svs = []
   for (let i = 0; i < 4; i++) {
-    const k = int(log.length + 1)
     const idx = []
-    for (let j = 0; j < k; j++) idx.push(int(log.length))
+    if (i < 2) {
+      for (let j = int(log.length + 1) - 1; j >= 0; j--) idx.unshift(j)
+    } else {
+      for (let j = int(log.length + 1); j > 0; j--) idx.push(int(log.length))
+    }
     const d = new Y.Doc()
     for (const j of idx) Y.applyUpdate(d, unhex(log[j]))
-    svs.push({ sv: hex(Y.encodeStateVector(d)), base: idx })
+    const pending = d.store.pendingStructs !== null || d.store.pendingDs !== null
+    svs.push({ sv: hex(Y.encodeStateVector(d)), base: idx, pending })
   }
   const clients = docs.map((d) => d.clientID)
   return { updates: log, svs, clients, written }
@@ -125,14 +144,27 @@ const docOf = (updates) => {
   return d
 }
 
+// Shared types are compared with their entries sorted: a Y.Map's toJSON() key order is the
+// order in which the receiving doc integrated the entries. Plain JSON values keep their exact
+// JSON.stringify text, key order included: that is what Edrys signs.
+const canon = (v) => {
+  if (v instanceof Y.Map) {
+    return [...v.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, canon(x)])
+  }
+  if (v instanceof Y.Array) return v.toArray().map(canon)
+  if (v instanceof Y.Text) return v.toDelta()
+  if (v instanceof Uint8Array) return hex(v)
+  return JSON.stringify(v)
+}
+
 const snapshot = (d) => {
   const m = {}
   d.getMap('m').forEach((v, k) => {
-    m[k] = v instanceof Y.AbstractType ? JSON.stringify(v.toJSON()) : v instanceof Uint8Array ? hex(v) : JSON.stringify(v)
+    m[k] = v instanceof Y.AbstractType ? { kind: 'y', s: JSON.stringify(canon(v)) } : v instanceof Uint8Array ? { kind: 'bin', s: hex(v) } : { kind: 'json', s: JSON.stringify(v) }
   })
   return {
     t: d.getText('t').toDelta(),
-    a: d.getArray('a').toJSON(),
+    a: canon(d.getArray('a')),
     m,
     sv: hex(Y.encodeStateVector(d))
   }
@@ -175,6 +207,14 @@ const handle = (req) => {
       const merged = req.jsMerge ? Y.mergeUpdates(log) : null
       const jsMergeMs = performance.now() - t0
       return { count: log.length, bytes: parts.reduce((a, b) => a + b.length, 0) - 4 * log.length, jsMergeMs, merged: merged && hex(merged) }
+    }
+    case 'sort': return {
+      out: req.arrays.map((arr) => {
+        const xs = arr.map(([k, t], id) => ({ k, t, id }))
+        // the comparator of yjs mergeUpdatesV2: -1 both ways for equal keys of different type
+        xs.sort((a, b) => a.k === b.k ? (a.t === b.t ? 0 : a.t === 2 ? 1 : -1) : a.k - b.k)
+        return xs.map((x) => x.id)
+      })
     }
     default: throw new Error('unknown op ' + req.op)
   }
