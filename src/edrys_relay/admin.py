@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from edrys_relay.protocol import yupdate
 from edrys_relay.protocol.routing import RoomName
-from edrys_relay.server.ydoc import TrackedDoc, replay
+from edrys_relay.server.ydoc import TrackedDoc, check_update, replay
 from edrys_relay.storage.base import Record, Store
 
 
@@ -52,10 +52,9 @@ def import_update(store: Store, room: RoomName, update: bytes) -> int:
     """
     doc = TrackedDoc()
     try:
-        doc.apply(update)
+        check_update(doc, update)
     finally:
         doc.close()
-    yupdate.parse_update(update)
     (seq,) = store.append([(room, update)])
     return seq
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from edrys_relay.storage.sqlite import SQLiteStore
 from edrys_relay.storage.writer import StoreWriter
 from tests.conftest import wait_for
 from tests.server.ydata import text_of, text_updates
+from tests.unit.test_yupdate import HOSTILE
 
 R = RoomName("r")
 
@@ -230,3 +232,41 @@ async def test_idle_room_is_compacted_then_unloaded(store: GatedStore) -> None:
         room.receive(again, yjs.encode_sync_step1(b"\x00"))
         assert text_of(again.updates()) == "abc"
         await hub.aclose()
+
+
+async def test_known_bad_inputs_in_storage_are_quarantined_quickly(tmp_path: Path) -> None:
+    """The codec's hostile corpus (threats.md B3-B5, y-crdt#415 class) written straight into
+    a room's stored history: the room loads from its good records, in bounded time."""
+    good = text_updates("good ", "records")
+    store = SQLiteStore(tmp_path)
+    store.append([(R, good[0]), *((R, bad) for bad in HOSTILE.values()), (R, good[1])])
+    async with StoreWriter(lambda: store) as writer:
+        hub = RoomHub(Settings(compact_updates=2), writer)
+        peer = FakePeer("p")
+        start = time.process_time()
+        room = await hub.join(R, peer)
+        assert time.process_time() - start < 10
+        room.receive(peer, yjs.encode_sync_step1(b"\x00"))
+        assert text_of(peer.updates()) == "good records"
+        await hub.compact(room)
+        assert not room.compaction_failed and room.update_count == 1
+        await hub.aclose()
+    reopened = SQLiteStore(tmp_path)
+    assert len(reopened.quarantined(R)) == len(HOSTILE)
+    assert [r.merged for r in reopened.load(R)] == [True]
+    reopened.close()
+
+
+async def test_close_commits_what_is_pending(store: GatedStore) -> None:
+    async with StoreWriter(lambda: store) as writer:
+        hub = RoomHub(Settings(store="memory"), writer)
+        a = FakePeer("a")
+        room = await hub.join(R, a)
+        store.gate.clear()
+        room.receive(a, sync_update(text_updates("late")[0]))
+        closing = asyncio.create_task(hub.aclose())
+        await asyncio.sleep(0.05)
+        assert not closing.done()  # waits for the commit, does not drop it
+        store.gate.set()
+        await asyncio.wait_for(closing, timeout=10)
+    assert len(store.load(R)) == 1

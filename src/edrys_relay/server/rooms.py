@@ -39,7 +39,7 @@ from edrys_relay.protocol.routing import RoomName
 from edrys_relay.server import history
 from edrys_relay.server.history import RoomHistory
 from edrys_relay.server.peer import Peer
-from edrys_relay.server.ydoc import TrackedDoc, replay
+from edrys_relay.server.ydoc import TrackedDoc, check_update, replay
 from edrys_relay.storage.base import Record, StoreError
 from edrys_relay.storage.writer import StoreWriter
 
@@ -159,7 +159,7 @@ class Room:
             sender.close(STORAGE_BUSY, "storage busy")
             return
         # Validate before persisting (threats.md V17): a poison update never reaches storage.
-        if not self._doc.apply(update):
+        if not check_update(self._doc, update):
             self.stats.updates_ignored += 1
             return
         self.stats.updates_applied += 1
@@ -245,11 +245,7 @@ class Room:
 def _restore(records: list[Record]) -> tuple[TrackedDoc, RoomHistory, list[Record]]:
     """Replay stored records and index the merged one (CPU-bound: runs in a thread)."""
     doc, good, bad = replay(records)
-    try:
-        return doc, RoomHistory(good), bad
-    except ProtocolError:
-        # The codec refuses a record pycrdt took: serve the records unmerged, as stored.
-        return doc, RoomHistory([Record(r.seq, r.update) for r in good]), bad
+    return doc, RoomHistory(good), bad
 
 
 class RoomHub:
@@ -306,6 +302,7 @@ class RoomHub:
         logger.info(
             "room %s loaded (%d records, %d bytes)", name, len(records), room_history.size_bytes
         )
+        self._after_commit(room)  # a long history from an older run is merged now
         return room
 
     def leave(self, room: Room, peer: Peer) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pycrdt
 
-from edrys_relay.protocol.errors import InvalidPayload, ProtocolError
+from edrys_relay.protocol import yupdate
+from edrys_relay.protocol.errors import InvalidPayload, MalformedMessage, ProtocolError
 from edrys_relay.protocol.lib0 import Decoder
 from edrys_relay.protocol.ystructs import update_extent
 from edrys_relay.storage.base import Record
@@ -77,8 +78,25 @@ class TrackedDoc:
         return any(clock > doc_sv.get(client, 0) for client, clock in extent.items())
 
 
+def check_update(doc: TrackedDoc, update: bytes) -> bool:
+    """Validate ``update`` with the codec, then apply it to ``doc``; True if it mattered.
+
+    The codec check comes first, so the document never takes an update that could not be
+    merged or served later; it is the same check a JavaScript Yjs decoder would make.
+
+    Raises:
+        InvalidPayload: the codec or the Yjs decoder rejected the update.
+    """
+    try:
+        yupdate.parse_update(update)
+    except MalformedMessage as exc:
+        raise InvalidPayload(f"Yjs update rejected: {exc}") from exc
+    return doc.apply(update)
+
+
 def replay(records: list[Record]) -> tuple[TrackedDoc, list[Record], list[Record]]:
-    """Apply stored records to a fresh document (slow for long histories: call in a thread).
+    """Check and apply stored records to a fresh document (slow for long histories: call it
+    in a thread).
 
     Returns the document, the records it accepted and the ones it refused (poison records,
     threats.md F10), so one bad record never keeps a room from loading.
@@ -88,7 +106,7 @@ def replay(records: list[Record]) -> tuple[TrackedDoc, list[Record], list[Record
     bad: list[Record] = []
     for record in records:
         try:
-            doc.apply(record.update)
+            check_update(doc, record.update)
         except ProtocolError:
             bad.append(record)
         else:
@@ -96,4 +114,4 @@ def replay(records: list[Record]) -> tuple[TrackedDoc, list[Record], list[Record
     return doc, good, bad
 
 
-__all__ = ["TrackedDoc", "decode_state_vector", "replay"]
+__all__ = ["TrackedDoc", "check_update", "decode_state_vector", "replay"]
