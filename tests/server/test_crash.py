@@ -65,7 +65,7 @@ async def observe(url: str, doc: pycrdt.Doc[Any]) -> None:
     """Apply everything the server sends; never send content back."""
     while True:
         try:
-            async with connect(url, compression=None, open_timeout=2) as ws:
+            async with connect(url, compression=None, open_timeout=2, max_size=None) as ws:
                 await ws.send(yjs.encode_sync_step1(bytes(doc.get_state())))
                 async for frame in ws:
                     assert isinstance(frame, bytes)
@@ -79,7 +79,7 @@ async def observe(url: str, doc: pycrdt.Doc[Any]) -> None:
 async def fetch_tokens(url: str) -> list[str]:
     """What a fresh client gets: the server's whole document."""
     doc: pycrdt.Doc[Any] = pycrdt.Doc()
-    async with connect(url, compression=None) as ws, asyncio.timeout(20):
+    async with connect(url, compression=None, max_size=None) as ws, asyncio.timeout(20):
         await ws.send(yjs.encode_sync_step1(b"\x00"))
         while True:
             frame = await ws.recv()
