@@ -75,7 +75,17 @@ async def join_seconds(port: int) -> tuple[float, int]:
     return time.perf_counter() - start, received
 
 
-async def join_times(data_dir: Path, compact_updates: int) -> tuple[float, float, int]:
+async def max_loop_lag(stop: asyncio.Event) -> float:
+    """The longest the event loop was late for a 5 ms timer until ``stop`` is set."""
+    worst = 0.0
+    while not stop.is_set():
+        start = time.perf_counter()
+        await asyncio.sleep(0.005)
+        worst = max(worst, time.perf_counter() - start - 0.005)
+    return worst
+
+
+async def join_times(data_dir: Path, compact_updates: int) -> tuple[float, float, int, float]:
     settings = Settings(
         host="127.0.0.1",
         port=0,
@@ -84,9 +94,12 @@ async def join_times(data_dir: Path, compact_updates: int) -> tuple[float, float
         compact_bytes=NEVER,
     )
     async with RelayServer(settings) as relay:
+        stop = asyncio.Event()
+        lag = asyncio.create_task(max_loop_lag(stop))
         cold, _ = await join_seconds(relay.port)
+        stop.set()
         warm, received = await join_seconds(relay.port)
-    return cold, warm, received
+    return cold, warm, received, await lag
 
 
 async def bench_join(count: int) -> None:
@@ -97,15 +110,21 @@ async def bench_join(count: int) -> None:
         store = SQLiteStore(data)
         for start in range(0, len(updates), 5000):
             store.append([(ROOM, u) for u in updates[start : start + 5000]])
-        cold, warm, size = await join_times(data, compact_updates=NEVER)
-        print(f"  raw log     cold {cold:6.2f} s  warm {warm:6.3f} s  ({size} bytes sent)")
+        cold, warm, size, lag = await join_times(data, compact_updates=NEVER)
+        print(
+            f"  raw log     cold {cold:6.2f} s  warm {warm:6.3f} s  ({size} bytes sent)"
+            f"  max loop lag during cold join {lag * 1000:.0f} ms"
+        )
         start = time.perf_counter()
         done = admin.compact_room(store, ROOM)
         took = time.perf_counter() - start
         print(f"  compact     {took:6.2f} s: {done.bytes_before} -> {done.bytes_after} bytes")
         store.close()
-        cold, warm, size = await join_times(data, compact_updates=NEVER)
-        print(f"  compacted   cold {cold:6.3f} s  warm {warm:6.3f} s  ({size} bytes sent)")
+        cold, warm, size, lag = await join_times(data, compact_updates=NEVER)
+        print(
+            f"  compacted   cold {cold:6.3f} s  warm {warm:6.3f} s  ({size} bytes sent)"
+            f"  max loop lag during cold join {lag * 1000:.0f} ms"
+        )
 
 
 async def write(port: int, updates: list[bytes]) -> None:
