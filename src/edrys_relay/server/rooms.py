@@ -298,11 +298,14 @@ class RoomHub:
             history=room_history,
             on_commit=self._after_commit,
         )
+        if self._too_long(room_history):
+            # A long history from an import or an older run is merged before anyone is
+            # served: answering with thousands of raw records would stall the event loop.
+            await self._compact(room)
         self.rooms[name] = room
         logger.info(
             "room %s loaded (%d records, %d bytes)", name, len(records), room_history.size_bytes
         )
-        self._after_commit(room)  # a long history from an older run is merged now
         return room
 
     def leave(self, room: Room, peer: Peer) -> None:
@@ -310,10 +313,12 @@ class RoomHub:
 
     # -- compaction ---------------------------------------------------------------------------
 
-    def _after_commit(self, room: Room) -> None:
-        h = room.history
+    def _too_long(self, h: RoomHistory) -> bool:
         s = self.settings
-        if h.tail_count >= s.compact_updates or h.tail_bytes >= s.compact_bytes:
+        return h.tail_count >= s.compact_updates or h.tail_bytes >= s.compact_bytes
+
+    def _after_commit(self, room: Room) -> None:
+        if self._too_long(room.history):
             self._spawn_compaction(room)
 
     def _spawn_compaction(self, room: Room) -> asyncio.Task[None]:
