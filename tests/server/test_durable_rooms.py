@@ -15,7 +15,7 @@ from edrys_relay.config import Settings
 from edrys_relay.protocol import yjs
 from edrys_relay.protocol.routing import RoomName
 from edrys_relay.server.rooms import STORAGE_BUSY, RoomHub
-from edrys_relay.storage.base import StoreError
+from edrys_relay.storage.base import Record, StoreError
 from edrys_relay.storage.memory import MemoryStore
 from edrys_relay.storage.sqlite import SQLiteStore
 from edrys_relay.storage.writer import StoreWriter
@@ -270,3 +270,27 @@ async def test_close_commits_what_is_pending(store: GatedStore) -> None:
         store.gate.set()
         await asyncio.wait_for(closing, timeout=10)
     assert len(store.load(R)) == 1
+
+
+async def test_first_joins_share_one_load_that_merges_a_long_history() -> None:
+    class CountingStore(MemoryStore):
+        loads = 0
+
+        def load(self, room: RoomName) -> list[Record]:
+            self.loads += 1
+            return super().load(room)
+
+    store = CountingStore()
+    updates = text_updates(*[f"{i};" for i in range(30)])
+    store.append([(R, update) for update in updates])
+    async with StoreWriter(lambda: store) as writer:
+        hub = RoomHub(Settings(store="memory", compact_updates=10), writer)
+        a, b = FakePeer("a"), FakePeer("b")
+        room_a, room_b = await asyncio.gather(hub.join(R, a), hub.join(R, b))
+        assert room_a is room_b and store.loads == 1
+        assert room_a.update_count == 1  # merged before anyone was served
+        room_a.receive(a, yjs.encode_sync_step1(b"\x00"))
+        assert len(a.updates()) == 2  # the merged record and the empty step 2
+        assert text_of(a.updates()) == "".join(f"{i};" for i in range(30))
+        await hub.aclose()
+    assert [record.merged for record in store.load(R)] == [True]
