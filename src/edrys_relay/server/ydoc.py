@@ -81,8 +81,9 @@ class TrackedDoc:
 def check_update(doc: TrackedDoc, update: bytes) -> bool:
     """Validate ``update`` with the codec, then apply it to ``doc``; True if it mattered.
 
-    The codec check comes first, so the document never takes an update that could not be
-    merged or served later; it is the same check a JavaScript Yjs decoder would make.
+    The codec check comes first, so neither the document nor storage ever takes an update that
+    could not be merged or served later (the codec is slightly stricter than yjs on inputs no
+    Yjs writer produces, docs/yupdate.md "Stricter validation").
 
     Raises:
         InvalidPayload: the codec or the Yjs decoder rejected the update.
