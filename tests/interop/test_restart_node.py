@@ -92,3 +92,25 @@ async def test_export_is_accepted_by_js_apply_update(
     assert proc.returncode == 0
     seen = json.loads(out)
     assert seen == {"text": text, "map": {"setup": SETUP_JSON}, "pending": False}
+
+
+async def test_clients_restore_a_wiped_room_without_duplicates(
+    start_relay: StartRelay, node: NodeAgent, tmp_path: Path
+) -> None:
+    """threats.md F9/V18: the store is lost; clients that still hold the document bring it
+    back as it was (same item IDs: the server is a pure relay), nothing is doubled."""
+    first = await start_relay(store="sqlite", data_dir=str(tmp_path / "a"))
+    await open_client(node, first, "teacher")
+    await open_client(node, first, "student")
+    text = await write_lesson(node)
+    await node.until("text_get", text, name="student")
+    port = first.port
+    await first.shutdown()
+    second = await start_relay(port=port, store="sqlite", data_dir=str(tmp_path / "empty"))
+    for name in ("teacher", "student"):  # both reconnect on their own and resync
+        await node.until("stats", lambda s: s["connects"] >= 2 and s["synced"], name=name)
+    await open_client(node, second, "late")
+    await node.until("text_get", text, name="late")
+    for name in ("late", "student", "teacher"):
+        assert await node.call("text_get", name=name) == text
+        assert await node.call("map_get_json", name=name, key="setup") == SETUP_JSON
