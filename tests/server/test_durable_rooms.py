@@ -13,6 +13,7 @@ import pytest
 
 from edrys_relay.config import Settings
 from edrys_relay.protocol import yjs
+from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import RoomName
 from edrys_relay.server.rooms import STORAGE_BUSY, RoomHub
 from edrys_relay.storage.base import Record, StoreError
@@ -294,3 +295,14 @@ async def test_first_joins_share_one_load_that_merges_a_long_history() -> None:
         assert text_of(a.updates()) == "".join(f"{i};" for i in range(30))
         await hub.aclose()
     assert [record.merged for record in store.load(R)] == [True]
+
+
+@pytest.mark.parametrize("state_vector", [b"", b"\x80", b"\x05\x01", b"\xff" * 12])
+async def test_malformed_state_vector_is_refused_before_queueing(
+    hub: RoomHub, state_vector: bytes
+) -> None:
+    a = FakePeer("a")
+    room = await hub.join(R, a)
+    with pytest.raises(ProtocolError):
+        room.receive(a, yjs.encode_sync_step1(state_vector))
+    assert len(a.sent) == 1  # only the greeting: nothing was answered or queued
