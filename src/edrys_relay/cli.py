@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from edrys_relay import __version__
 from edrys_relay.config import Settings
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.room_idle_seconds,
         help="keep an empty room loaded this long (default %(default)s)",
     )
+    _add_stream_flags(serve)
     serve.add_argument(
         "--log-level",
         default=os.environ.get("LOG_LEVEL", "info"),
@@ -170,6 +172,55 @@ def _add_compact_command(commands: argparse._SubParsersAction[argparse.ArgumentP
     compact.set_defaults(run=_compact)
 
 
+def _add_stream_flags(serve: argparse.ArgumentParser) -> None:
+    """Flags of the ``/stream`` video relay (docs/stream.md)."""
+    group = serve.add_argument_group("video stream relay (/stream)")
+    group.add_argument(
+        "--stream-max-message",
+        type=int,
+        metavar="BYTES",
+        default=_DEFAULTS.stream_max_message,
+        help="largest frame message; larger closes the sender with 1009 (default %(default)s)",
+    )
+    group.add_argument(
+        "--stream-max-fps",
+        type=float,
+        metavar="FPS",
+        default=_DEFAULTS.stream_max_source_fps,
+        help="frames per second a source may send; more are dropped (default %(default)s)",
+    )
+    group.add_argument(
+        "--stream-max-viewers",
+        type=int,
+        metavar="N",
+        default=_DEFAULTS.stream_max_viewers,
+        help="viewers per stream room (default %(default)s)",
+    )
+    group.add_argument(
+        "--stream-ping-interval",
+        type=float,
+        metavar="SECONDS",
+        default=_DEFAULTS.stream_ping_interval,
+        help="keep-alive period; silent clients go after 1-2 periods (default %(default)s)",
+    )
+    group.add_argument(
+        "--stream-hide-rooms",
+        action="store_true",
+        help="leave the list of rooms with a source out of the 'info' greeting",
+    )
+
+
+def stream_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Settings` fields given by the ``/stream`` flags."""
+    return {
+        "stream_max_message": args.stream_max_message,
+        "stream_max_source_fps": args.stream_max_fps,
+        "stream_max_viewers": args.stream_max_viewers,
+        "stream_ping_interval": args.stream_ping_interval,
+        "stream_list_rooms": not args.stream_hide_rooms,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -193,6 +244,7 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         compact_updates=args.compact_updates,
         compact_bytes=args.compact_bytes,
+        **stream_settings(args),
     )
     try:
         asyncio.run(_run(settings))

@@ -58,6 +58,22 @@ class Settings:
     store_backlog_max: int = 64 * MiB
     """Bytes of updates waiting for their commit above which rooms refuse updates (close 1013)."""
 
+    # Stream relay (docs/stream.md)
+    stream_max_message: int = 5 * MiB
+    """Largest ``/stream`` message, i.e. one frame; larger closes the sender with 1009."""
+    stream_max_source_fps: float = 60.0
+    """Frames per second a source may send on average (1 s bursts); the rest are dropped."""
+    stream_max_viewers: int = 256
+    """Clients per stream room besides its source; one more ``join-room`` gets an error."""
+    stream_max_room_id: int = 256
+    """Longest ``roomId`` accepted in ``register-source``/``join-room``."""
+    stream_kernel_unsent: int = 128 * KiB
+    """Unsent bytes the kernel may hold per stream client (TCP_NOTSENT_LOWAT; 0: no limit)."""
+    stream_ping_interval: float = 5.0
+    """JSON and WebSocket ping period; a client that missed the previous pong is dropped."""
+    stream_list_rooms: bool = True
+    """List the rooms that have a source in ``info`` (Node behaviour); False keeps them private."""
+
     def public_url(self, scheme: str = "ws") -> str:
         """A URL for people to type: the bound host, or localhost for a wildcard bind."""
         host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host

@@ -31,6 +31,8 @@ from edrys_relay.protocol.routing import (
 )
 from edrys_relay.server import http
 from edrys_relay.server.rooms import RoomHub
+from edrys_relay.server.stream_door import StreamDoor
+from edrys_relay.server.streams import StreamHub
 from edrys_relay.server.topics import TopicHub
 from edrys_relay.server.transport import WebSocketPeer
 from edrys_relay.storage import open_store
@@ -55,6 +57,8 @@ class RelayServer:
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stream_handler: StreamHandler | None = None
+        self.streams = StreamHub(settings)
+        self.set_stream_handler(StreamDoor(self.streams))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -67,7 +71,7 @@ class RelayServer:
                 s.host,
                 s.port,
                 process_request=self._process_request,
-                max_size=max(s.max_message_yjs, s.max_message_signaling),
+                max_size=max(s.max_message_yjs, s.max_message_signaling, s.stream_max_message),
                 ping_interval=s.ping_interval,
                 ping_timeout=s.ping_interval,
                 open_timeout=s.open_timeout,
@@ -173,8 +177,10 @@ class RelayServer:
             "connections": {
                 "yjs": self.rooms.connection_count,
                 "signaling": self.topics.connection_count,
+                "stream": self.streams.connection_count,
                 "total": len(self._server.connections) if self._server else 0,
             },
+            "streams": self.streams.summary(),
         }
 
     # -- connections --------------------------------------------------------------------------
