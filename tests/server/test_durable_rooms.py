@@ -13,6 +13,7 @@ import pytest
 
 from edrys_relay.config import Settings
 from edrys_relay.protocol import yjs
+from edrys_relay.protocol.awareness import AwarenessEntry, encode_awareness_update
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import RoomName
 from edrys_relay.server.rooms import STORAGE_BUSY, RoomHub
@@ -306,3 +307,22 @@ async def test_malformed_state_vector_is_refused_before_queueing(
     with pytest.raises(ProtocolError):
         room.receive(a, yjs.encode_sync_step1(state_vector))
     assert len(a.sent) == 1  # only the greeting: nothing was answered or queued
+
+
+async def test_awareness_does_not_overtake_an_update_waiting_for_its_commit(
+    hub: RoomHub, store: GatedStore
+) -> None:
+    """Edrys reads a member's display name (an update) when its awareness state arrives."""
+    a, b = FakePeer("a"), FakePeer("b")
+    room = await hub.join(R, a)
+    await hub.join(R, b)
+    store.gate.clear()
+    room.receive(a, sync_update(text_updates("name")[0]))
+    awareness = encode_awareness_update([AwarenessEntry(7, 1, '{"user":{}}')])
+    room.receive(a, yjs.encode_awareness(awareness))
+    await asyncio.sleep(0.05)
+    assert len(b.sent) == 1  # the greeting only: the awareness waits behind the update
+    store.gate.set()
+    await hub.flush()
+    kinds = [type(yjs.decode_message(frame)).__name__ for frame in b.sent[1:]]
+    assert kinds == ["SyncUpdate", "AwarenessMessage"]

@@ -6,10 +6,11 @@ awareness states of its clients.
 
 Durability contract: an update is relayed to the other connections only after the store has
 committed it, so whatever any client has seen survives ``kill -9``. Each room keeps an outbox
-in arrival order: a validated update waits there for its commit, and a sync step 1 that arrives
-behind it waits too, so its answer covers every earlier update of that connection. Awareness
-is not stored; it is echoed to all connections including the sender, which also keeps lone
-clients from hitting their 30 s silence timeout.
+in arrival order: a validated update waits there for its commit, and a sync step 1 or an
+awareness change that arrives behind it waits too, so answers cover every earlier update and
+clients see messages in the order they were sent. Awareness is not stored; it is echoed to all
+connections including the sender, which also keeps lone clients from hitting their 30 s
+silence timeout.
 
 Rooms load lazily on the first join (records read and replayed in threads), merge their
 history once it grows past ``compact_updates``/``compact_bytes`` and when they unload after
@@ -72,6 +73,11 @@ class _PendingAnswer:
     state_vector: bytes
 
 
+@dataclass(slots=True)
+class _PendingBroadcast:
+    message: bytes
+
+
 class Room:
     """One document, its committed history, its connections and its awareness."""
 
@@ -93,7 +99,7 @@ class Room:
         self._doc = doc
         self.history = history
         self._on_commit = on_commit
-        self._outbox: deque[_PendingUpdate | _PendingAnswer] = deque()
+        self._outbox: deque[_PendingUpdate | _PendingAnswer | _PendingBroadcast] = deque()
         self.awareness = AwarenessStates()
         self.peers: dict[Peer, set[int]] = {}
         self.empty_since: float | None = clock()
@@ -180,6 +186,9 @@ class Room:
             if isinstance(head, _PendingAnswer):
                 outbox.popleft()
                 self._answer_step1(head)
+            elif isinstance(head, _PendingBroadcast):
+                outbox.popleft()
+                self._send_all(head.message)
             elif head.seq is not None:
                 outbox.popleft()
                 self.history.add(Record(head.seq, head.update))
@@ -228,6 +237,14 @@ class Room:
             controlled.difference_update(gone)
 
     def _broadcast(self, message: bytes) -> None:
+        # Behind updates still waiting for their commit, so clients see messages in arrival
+        # order (an awareness state often names content of the update sent just before it).
+        if self._outbox:
+            self._outbox.append(_PendingBroadcast(message))
+        else:
+            self._send_all(message)
+
+    def _send_all(self, message: bytes) -> None:
         # Encode once, write the same bytes to every connection (design.md "hot path").
         for peer in list(self.peers):
             peer.send(message)
