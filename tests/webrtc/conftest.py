@@ -250,11 +250,11 @@ def relay_server(tmp_path: Path) -> Iterator[RelayProcess]:
         server.stop()
 
 
-def _bundle(out_dir: Path) -> None:
+def _bundle(out_dir: Path, entry: str = "page_entry.js") -> None:
     esbuild = INTEROP / "node_modules" / ".bin" / "esbuild"
     if not esbuild.exists():
         skip_or_fail("needs `npm ci` in tests/interop (esbuild, yjs, y-webrtc)")
-    source = (HERE / "page_entry.js").read_text()
+    source = (HERE / entry).read_text()
     subprocess.run(
         [
             str(esbuild),
@@ -286,6 +286,22 @@ def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of the test page (http://127.0.0.1, a secure context, so WebCrypto works)."""
     out_dir = tmp_path_factory.mktemp("page")
     _bundle(out_dir)
+    handler = functools.partial(_QuietHandler, directory=str(out_dir))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def client_page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Like ``page_url``, for ``client_page.js`` (y-webrtc and y-websocket, with page controls)."""
+    out_dir = tmp_path_factory.mktemp("client_page")
+    _bundle(out_dir, "client_page.js")
     handler = functools.partial(_QuietHandler, directory=str(out_dir))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
