@@ -355,3 +355,22 @@ async def test_invalid_utf8_text_closes_only_its_sender_with_1007(relay: RelaySe
     assert int.from_bytes(payload[:2], "big") == 1007
     assert await sync(viewer) == []
     await viewer.close()
+
+
+async def test_source_available_arrives_before_a_frame_sent_in_the_same_turn(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(**QUIET)
+    for attempt in range(20):  # bounded: each attempt uses a fresh room
+        room = f"same-turn-{attempt}"
+        viewer, _ = await stream_client(relay)
+        source, _ = await stream_client(relay)
+        await join(viewer, room)
+        await sync(viewer)
+        # register and frame back to back: the server handles both in one loop turn
+        await source.send(json.dumps({"type": "register-source", "roomId": room}))
+        await source.send(json_frame(1, fake_jpeg(64)))
+        first = await recv_json(viewer)
+        assert first == {"type": "source-available", "roomId": room}, first
+        await viewer.close()
+        await source.close()

@@ -34,7 +34,7 @@ from edrys_relay.server.rooms import RoomHub
 from edrys_relay.server.stream_door import StreamDoor
 from edrys_relay.server.streams import StreamHub
 from edrys_relay.server.topics import TopicHub
-from edrys_relay.server.transport import WebSocketPeer
+from edrys_relay.server.transport import Outbox, WebSocketPeer
 from edrys_relay.storage import open_store
 from edrys_relay.storage.base import StoreError
 from edrys_relay.storage.writer import StoreWriter
@@ -52,6 +52,7 @@ class RelayServer:
         self.writer = StoreWriter(lambda: open_store(settings))
         self.rooms = RoomHub(settings, self.writer)
         self.topics = TopicHub()
+        self.outbox = Outbox()
         self.static = http.StaticFiles.from_package()
         self.started_at = time.monotonic()
         self._server: Server | None = None
@@ -189,7 +190,7 @@ class RelayServer:
         request = connection.request
         assert request is not None
         route = route_request(request.path, max_room_length=self.settings.max_room_name)
-        peer = WebSocketPeer(connection, self.settings)
+        peer = WebSocketPeer(connection, self.settings, self.outbox)
         address = _address(connection)
         if isinstance(route, YjsRoute):
             logger.info(

@@ -37,10 +37,11 @@ class ConnectionChannel:
     ready for a frame when its buffer is at or below the low-water mark.
     """
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_peer")
 
-    def __init__(self, connection: ServerConnection) -> None:
+    def __init__(self, connection: ServerConnection, peer: WebSocketPeer) -> None:
         self._conn = connection
+        self._peer = peer
 
     def writable(self) -> bool:
         transport = self._conn.transport
@@ -51,6 +52,9 @@ class ConnectionChannel:
         protocol = self._conn.protocol
         if protocol.state is not State.OPEN:
             return
+        # Control messages wait in the peer's outbox until the end of the loop turn; write them
+        # first so a viewer never sees a frame before the `source-available` that announced it.
+        self._peer.flush()
         if text:
             protocol.send_text(payload)
         else:
@@ -92,7 +96,7 @@ class StreamDoor:
         connection.protocol.max_message_size = settings.stream_max_message
         limit_unsent(connection, settings.stream_kernel_unsent)
         binary = route.params.get(BINARY_PARAM, "").lower() in _TRUE
-        client = self.hub.connect(peer, ConnectionChannel(connection), binary=binary)
+        client = self.hub.connect(peer, ConnectionChannel(connection, peer), binary=binary)
         writer = asyncio.create_task(client.run_writer(), name=f"{peer.id} stream writer")
         try:
             async for message in connection:
