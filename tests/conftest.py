@@ -22,7 +22,8 @@ async def start_relay() -> AsyncIterator[StartRelay]:
     async with AsyncExitStack() as stack:
 
         async def start(**overrides: Any) -> RelayServer:
-            settings = Settings(host="127.0.0.1", port=0, **overrides)
+            # In-process tests use the memory store unless they ask for SQLite and a data dir.
+            settings = Settings(**{"host": "127.0.0.1", "port": 0, "store": "memory", **overrides})
             return await stack.enter_async_context(RelayServer(settings))
 
         yield start

@@ -22,6 +22,9 @@ from edrys_relay.client.options import ClientOptions
 from edrys_relay.config import Settings
 from edrys_relay.protocol.awareness import AwarenessChange
 from edrys_relay.protocol.edrys_link import comm_parameter
+from edrys_relay.protocol.errors import ProtocolError
+from edrys_relay.protocol.routing import RoomName, validate_room_name
+from edrys_relay.storage.base import Store, StoreError
 
 if TYPE_CHECKING:
     from edrys_relay.client import Classroom
@@ -38,16 +41,19 @@ One process, one port, serving both communication modes of Edrys-Lite:
 
 SERVE_EPILOG = """\
 environment variables (a flag wins over its variable):
-  HOST   address to bind (default 0.0.0.0)
-  PORT   port to listen on (default 1234)
-  SSL_KEY, SSL_CERT     TLS key and certificate files (both set: HTTPS/WSS)
-  EDRYS_RELAY_SECRET    room-token secret (turns access control on)
-  EDRYS_RELAY_DATA_DIR  where --ssl keeps its self-signed certificate (default ./edrys-data)
+  HOST                   address to bind (default 0.0.0.0)
+  PORT                   port to listen on (default 1234)
+  EDRYS_RELAY_STORE      sqlite (default) or memory
+  EDRYS_RELAY_DATA_DIR   where the SQLite database lives (default ./edrys-data)
+  SSL_KEY, SSL_CERT      TLS key and certificate files (both set: HTTPS/WSS)
+  EDRYS_RELAY_SECRET     room-token secret (turns access control on)
 
 examples:
   edrys-relay serve                      listen on 0.0.0.0:1234
   edrys-relay serve --port=8080          flags accept --flag value and --flag=value
   HOST=127.0.0.1 edrys-relay serve       only this machine can connect
+  edrys-relay serve --data-dir /var/lib/edrys   keep classrooms there
+  edrys-relay serve --store memory       nothing is written to disk
   edrys-relay serve --ssl                HTTPS/WSS with a self-signed certificate
   edrys-relay serve --ssl-key=k.pem --ssl-cert=c.pem --allowed-origin=https://school.example
 """
@@ -106,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env_int("PORT", _DEFAULTS.port),
         help="port to listen on, 0 picks a free one (env PORT; default %(default)s)",
     )
+    _add_storage_flags(serve)
     serve.add_argument(
         "--room-idle-seconds",
         type=float,
@@ -122,9 +129,76 @@ def build_parser() -> argparse.ArgumentParser:
     _add_security_flags(serve)
     serve.set_defaults(run=_serve)
     _add_token_command(commands)
+    _add_rooms_command(commands)
+    _add_export_command(commands)
+    _add_import_command(commands)
+    _add_compact_command(commands)
     _add_join_parser(commands)
     _add_doctor_parser(commands)
     return parser
+
+
+def _add_data_dir_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("EDRYS_RELAY_DATA_DIR") or _DEFAULTS.data_dir,
+        help="directory of the SQLite database (env EDRYS_RELAY_DATA_DIR; default %(default)s)",
+    )
+
+
+def _add_storage_flags(serve: argparse.ArgumentParser) -> None:
+    """The storage flags of ``serve`` (docs/storage.md)."""
+    serve.add_argument(
+        "--store",
+        choices=["sqlite", "memory"],
+        default=os.environ.get("EDRYS_RELAY_STORE") or _DEFAULTS.store,
+        help="sqlite keeps classrooms across restarts, memory forgets them "
+        "(env EDRYS_RELAY_STORE; default %(default)s)",
+    )
+    _add_data_dir_flag(serve)
+    serve.add_argument(
+        "--compact-updates",
+        type=int,
+        default=_DEFAULTS.compact_updates,
+        help="merge a room's history after this many new updates (default %(default)s)",
+    )
+    serve.add_argument(
+        "--compact-bytes",
+        type=int,
+        default=_DEFAULTS.compact_bytes,
+        help="... or after this many bytes of new updates (default %(default)s)",
+    )
+
+
+def _add_rooms_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rooms = commands.add_parser("rooms", help="list stored rooms")
+    _add_data_dir_flag(rooms)
+    rooms.set_defaults(run=_rooms)
+
+
+def _add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = commands.add_parser(
+        "export", help="write a room as one Yjs update (Y.applyUpdate accepts it)"
+    )
+    export.add_argument("room")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    _add_data_dir_flag(export)
+    export.set_defaults(run=_export)
+
+
+def _add_import_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    imp = commands.add_parser("import", help="add a Yjs update file to a room")
+    imp.add_argument("room")
+    imp.add_argument("file", help="a Yjs v1 update, e.g. from edrys-relay export")
+    _add_data_dir_flag(imp)
+    imp.set_defaults(run=_import)
+
+
+def _add_compact_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    compact = commands.add_parser("compact", help="merge the history of one room or of all")
+    compact.add_argument("room", nargs="?", help="the room (default: every stored room)")
+    _add_data_dir_flag(compact)
+    compact.set_defaults(run=_compact)
 
 
 def _add_stream_flags(serve: argparse.ArgumentParser) -> None:
@@ -187,12 +261,6 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--ssl-key", default=os.environ.get("SSL_KEY"), help="TLS key (PEM)")
     group.add_argument("--ssl-cert", default=os.environ.get("SSL_CERT"), help="TLS cert (PEM)")
-    group.add_argument(
-        "--cert-dir",
-        type=Path,
-        default=Path(os.environ.get("EDRYS_RELAY_DATA_DIR") or "edrys-data"),
-        help="data directory for the self-signed certificate (default %(default)s)",
-    )
     _add_secret_flag(group)
     group.add_argument(
         "--allowed-origin",
@@ -297,7 +365,7 @@ def _security_settings(args: argparse.Namespace) -> dict[str, Any]:
     if bool(cert) != bool(key):
         raise ValueError("--ssl-key and --ssl-cert (or SSL_KEY and SSL_CERT) go together")
     if args.ssl and not cert:
-        cert_path, key_path = tls.ensure_self_signed(args.cert_dir / "tls")
+        cert_path, key_path = tls.ensure_self_signed(Path(args.data_dir) / "tls")
         cert, key = str(cert_path), str(key_path)
     if cert:
         tls.server_context(cert, key)  # a bad file is a start-up error, not plain HTTP
@@ -336,11 +404,18 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         room_idle_seconds=args.room_idle_seconds,
+        store=args.store,
+        data_dir=args.data_dir,
+        compact_updates=args.compact_updates,
+        compact_bytes=args.compact_bytes,
         **stream_settings(args),
         **security,
     )
     try:
         asyncio.run(_run(settings))
+    except StoreError as exc:
+        print(f"edrys-relay: storage: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"edrys-relay: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
@@ -382,6 +457,8 @@ def _print_banner(settings: Settings, port: int) -> None:
         "or append to a classroom link:",
         f"  WebSocket mode  #comm={websocket_link}",
         f"  WebRTC mode     #comm={webrtc_link}",
+        "",
+        _storage_line(settings),
     ]
     if settings.host in ("0.0.0.0", "::", ""):
         lines.append("(other machines: use this machine's address instead of localhost)")
@@ -390,6 +467,118 @@ def _print_banner(settings: Settings, port: int) -> None:
     if settings.allowed_origins:
         lines.append(f"allowed origins: {', '.join(settings.allowed_origins)}")
     print("\n".join(lines), flush=True)
+
+
+def _storage_line(settings: Settings) -> str:
+    if settings.store == "memory":
+        return "storage: memory (classrooms are lost when the server stops)"
+    return f"storage: sqlite in {Path(settings.data_dir).resolve()}"
+
+
+# -- offline room commands ----------------------------------------------------------------------
+
+
+def _open_sqlite(args: argparse.Namespace) -> Store:
+    from edrys_relay.storage.sqlite import DB_FILENAME, SQLiteStore
+
+    if not (Path(args.data_dir) / DB_FILENAME).exists():
+        raise StoreError(f"no database in {args.data_dir} (see --data-dir)")
+    return SQLiteStore(Path(args.data_dir))
+
+
+def _room_arg(name: str) -> RoomName:
+    try:
+        return validate_room_name(name, _DEFAULTS.max_room_name)
+    except ProtocolError as exc:
+        raise StoreError(f"bad room name {name!r}: {exc}") from None
+
+
+def _offline(command: str, args: argparse.Namespace) -> int:
+    """Run an offline command, turning storage and input problems into one-line messages."""
+    from edrys_relay import admin
+
+    try:
+        store = _open_sqlite(args)
+    except StoreError as exc:
+        print(f"edrys-relay {command}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _OFFLINE[command](store, args)
+    except admin.NoSuchRoom as exc:
+        print(f"edrys-relay {command}: no stored room named {exc}", file=sys.stderr)
+    except (StoreError, ProtocolError, OSError) as exc:
+        print(f"edrys-relay {command}: {exc}", file=sys.stderr)
+    finally:
+        store.close()
+    return 1
+
+
+def _rooms(args: argparse.Namespace) -> int:
+    return _offline("rooms", args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    return _offline("export", args)
+
+
+def _import(args: argparse.Namespace) -> int:
+    return _offline("import", args)
+
+
+def _compact(args: argparse.Namespace) -> int:
+    return _offline("compact", args)
+
+
+def _list_rooms(store: Store, args: argparse.Namespace) -> int:
+    print(f"{'ROOM':<32} {'RECORDS':>8} {'BYTES':>12}  LAST ACTIVITY (UTC)")
+    for info in store.rooms():
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(info.last_activity))
+        print(f"{info.name:<32} {info.records:>8} {info.size_bytes:>12}  {when}")
+    return 0
+
+
+def _export_room(store: Store, args: argparse.Namespace) -> int:
+    from edrys_relay.admin import export_room
+
+    update = export_room(store, _room_arg(args.room))
+    if args.output:
+        Path(args.output).write_bytes(update)
+    else:
+        sys.stdout.buffer.write(update)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def _import_room(store: Store, args: argparse.Namespace) -> int:
+    from edrys_relay.admin import import_update
+
+    room = _room_arg(args.room)
+    update = Path(args.file).read_bytes()
+    import_update(store, room, update)
+    print(f"imported {len(update)} bytes into room {room}")
+    return 0
+
+
+def _compact_rooms(store: Store, args: argparse.Namespace) -> int:
+    from edrys_relay.admin import compact_room
+
+    names = [_room_arg(args.room)] if args.room else [info.name for info in store.rooms()]
+    for name in names:
+        done = compact_room(store, name)
+        note = f", {done.quarantined} quarantined" if done.quarantined else ""
+        print(
+            f"{name}: {done.records_before} records / {done.bytes_before} bytes -> "
+            f"{done.records_after} / {done.bytes_after}{note}"
+        )
+    return 0
+
+
+_OFFLINE = {
+    "rooms": _list_rooms,
+    "export": _export_room,
+    "import": _import_room,
+    "compact": _compact_rooms,
+}
 
 
 # -- join --------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ mirrors the table of limits below.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -45,6 +46,18 @@ class Settings:
     max_awareness_entries: int = 8
     """Entries in one incoming awareness update (a client sends its own state)."""
     max_awareness_state: int = 64 * KiB
+
+    # Storage
+    store: Literal["sqlite", "memory"] = "sqlite"
+    """``sqlite``: durable, in ``data_dir``; ``memory``: rooms are lost when the server stops."""
+    data_dir: str = "edrys-data"
+    """Directory of the SQLite database (relative to the working directory unless absolute)."""
+    compact_updates: int = 1000
+    """Merge a room's history into one record once this many records follow the merged one."""
+    compact_bytes: int = 1 * MiB
+    """... or once those records hold this many bytes."""
+    store_backlog_max: int = 64 * MiB
+    """Bytes of updates waiting for their commit above which rooms refuse updates (close 1013)."""
 
     # Stream relay (docs/stream.md)
     stream_max_message: int = 5 * MiB

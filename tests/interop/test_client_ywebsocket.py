@@ -91,7 +91,8 @@ class NodePeer:
 
 
 async def test_python_and_node_clients_sync_through_our_server() -> None:
-    server = RelayServer(Settings(host="127.0.0.1", port=0))
+    # the memory store: "restarts (empty)" below, and no database in the working directory
+    server = RelayServer(Settings(host="127.0.0.1", port=0, store="memory"))
     await server.__aenter__()
     port = server.port
     url = f"ws://127.0.0.1:{port}"
@@ -122,7 +123,7 @@ async def test_python_and_node_clients_sync_through_our_server() -> None:
 
             # the server restarts (empty): both reconnect and resync, edits flow again
             await server.shutdown()
-            server = RelayServer(Settings(host="127.0.0.1", port=port))
+            server = RelayServer(Settings(host="127.0.0.1", port=port, store="memory"))
             await server.__aenter__()
             transport = classroom._active
             assert transport is not None

@@ -67,7 +67,8 @@ def running_server(host: str = "127.0.0.1") -> Iterator[str]:
     proc = subprocess.Popen(
         command,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        # The memory store: page tests need no persistence and leave no database in the checkout.
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "EDRYS_RELAY_STORE": "memory"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

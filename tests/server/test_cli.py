@@ -26,7 +26,13 @@ def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **(env or {})},
+        # The memory store: these tests must not leave a database in the working directory.
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(sys.path),
+            "EDRYS_RELAY_STORE": "memory",
+            **(env or {}),
+        },
     )
 
 
@@ -101,7 +107,11 @@ def test_port_in_use_is_a_clear_error() -> None:
             capture_output=True,
             text=True,
             timeout=30,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(sys.path),
+                "EDRYS_RELAY_STORE": "memory",
+            },
         )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr

@@ -26,7 +26,7 @@ def test_serve_with_ssl_tokens_and_origins(tmp_path: Path) -> None:
         "--host=127.0.0.1",
         f"--port={port}",
         "--ssl",
-        f"--cert-dir={tmp_path}",
+        f"--data-dir={tmp_path}",
         "--allowed-origin",
         "https://school.example",
     ]

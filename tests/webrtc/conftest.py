@@ -236,6 +236,7 @@ def relay_server(tmp_path: Path) -> Iterator[RelayProcess]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
+    env["EDRYS_RELAY_STORE"] = "memory"  # signaling only: no database in the checkout
     cmd = [sys.executable, "-m", "edrys_relay", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -53,6 +53,9 @@ from edrys_relay.server.stream_door import StreamDoor
 from edrys_relay.server.streams import StreamHub
 from edrys_relay.server.topics import TopicHub
 from edrys_relay.server.transport import Outbox, WebSocketPeer
+from edrys_relay.storage import open_store
+from edrys_relay.storage.base import StoreError
+from edrys_relay.storage.writer import StoreWriter
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +68,8 @@ class RelayServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rooms = RoomHub(settings)
+        self.writer = StoreWriter(lambda: open_store(settings))
+        self.rooms = RoomHub(settings, self.writer)
         self.access = AccessControl(settings)
         self.stats = SecurityStats()
         self.counter = ConnectionCounter(
@@ -95,23 +99,28 @@ class RelayServer:
         ssl_context = None
         if s.tls_cert_file is not None and s.tls_key_file is not None:
             ssl_context = tls.server_context(s.tls_cert_file, s.tls_key_file)
-        self._server = await serve(
-            self._handle,
-            s.host,
-            s.port,
-            ssl=ssl_context,
-            process_request=self._process_request,
-            select_subprotocol=self.access.select_subprotocol,
-            logger=RedactingLogger(logging.getLogger("websockets.server")),
-            max_size=max(s.max_message_yjs, s.max_message_signaling, s.stream_max_message),
-            ping_interval=s.ping_interval,
-            ping_timeout=s.ping_interval,
-            open_timeout=s.open_timeout,
-            close_timeout=s.close_timeout,
-            # Compression would cost one deflate per receiver for every broadcast message.
-            compression=None,
-            server_header=f"edrys-relay/{__version__}",
-        )
+        await self.writer.__aenter__()
+        try:
+            self._server = await serve(
+                self._handle,
+                s.host,
+                s.port,
+                ssl=ssl_context,
+                process_request=self._process_request,
+                select_subprotocol=self.access.select_subprotocol,
+                logger=RedactingLogger(logging.getLogger("websockets.server")),
+                max_size=max(s.max_message_yjs, s.max_message_signaling, s.stream_max_message),
+                ping_interval=s.ping_interval,
+                ping_timeout=s.ping_interval,
+                open_timeout=s.open_timeout,
+                close_timeout=s.close_timeout,
+                # Compression would cost one deflate per receiver for every broadcast message.
+                compression=None,
+                server_header=f"edrys-relay/{__version__}",
+            )
+        except BaseException:
+            await self.writer.aclose()
+            raise
         self.started_at = time.monotonic()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
         return self
@@ -125,7 +134,14 @@ class RelayServer:
         await self.shutdown()
 
     async def shutdown(self) -> None:
-        """Stop accepting, close every connection with 1012 so clients reconnect, wait."""
+        """Stop accepting, commit pending updates, close every connection with 1012, wait."""
+        try:
+            await self._close_connections()
+        finally:
+            await self.rooms.aclose()
+            await self.writer.aclose()
+
+    async def _close_connections(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -136,6 +152,8 @@ class RelayServer:
             return
         self._server = None
         server.close(close_connections=False)
+        # Relay what is committed before telling clients to reconnect (threats.md F8).
+        await self.rooms.flush()
         connections = list(server.connections)
         closing = [
             asyncio.create_task(connection.close(SERVICE_RESTART, "server restarting"))
@@ -319,7 +337,12 @@ class RelayServer:
         lease: Lease,
     ) -> None:
         connection.protocol.max_message_size = self.settings.max_message_yjs
-        room = self.rooms.join(route.room, peer)
+        try:
+            room = await self.rooms.join(route.room, peer)
+        except StoreError:
+            logger.exception("%s cannot load room %s, closing with 1011", peer.id, route.room)
+            await connection.close(1011, "storage unavailable")
+            return
         guard = YjsGuard(
             room=room,
             peer_id=peer.id,

@@ -1,34 +1,55 @@
-"""Yjs rooms behind the y-websocket door (protocols.md §2.3).
+"""Yjs rooms behind the y-websocket door (protocols.md §2.3), durable (design.md "Durability").
 
-A room keeps the writers' original update bytes (a raw log, served as updates followed by an
-empty sync step 2, protocols.md §2.9), a pycrdt document used only to validate updates, and
-the awareness states of its clients. Every accepted update is relayed as the received bytes to
-every connection of the room; awareness changes are echoed to all connections including the
-sender, which also keeps lone clients from hitting their 30 s silence timeout.
+A room keeps a pycrdt document used only to validate updates, its committed history (a merged
+record plus the writers' original updates, protocols.md §2.9, ``server/history.py``) and the
+awareness states of its clients.
+
+Durability contract: an update is relayed to the other connections only after the store has
+committed it, so whatever any client has seen survives ``kill -9``. Each room keeps an outbox
+in arrival order: a validated update waits there for its commit, and a sync step 1 or an
+awareness change that arrives behind it waits too, so answers cover every earlier update and
+clients see messages in the order they were sent. Awareness is not stored; it is echoed to all
+connections including the sender, which also keeps lone clients from hitting their 30 s
+silence timeout.
+
+Rooms load lazily on the first join (records read and replayed in threads), merge their
+history once it grows past ``compact_updates``/``compact_bytes`` and when they unload after
+``room_idle_seconds`` empty.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
 from edrys_relay.config import Settings
-from edrys_relay.protocol import yjs
+from edrys_relay.protocol import yjs, yupdate
 from edrys_relay.protocol.awareness import (
     AwarenessEntry,
     AwarenessStates,
     decode_awareness_update,
     encode_awareness_update,
 )
+from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import RoomName
+from edrys_relay.server import history
+from edrys_relay.server.history import RoomHistory
 from edrys_relay.server.peer import Peer
-from edrys_relay.server.ydoc import TrackedDoc
+from edrys_relay.server.ydoc import TrackedDoc, check_update, replay
+from edrys_relay.storage.base import Record, StoreError
+from edrys_relay.storage.writer import StoreWriter
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+STORAGE_BUSY = 1013
+"""Close code when updates wait too long for storage: "try again later" (RFC 6455 §7.4.1)."""
 
 
 @dataclass(slots=True)
@@ -38,20 +59,52 @@ class RoomStats:
     messages_ignored: int = 0
 
 
-class Room:
-    """One document, its connections and its awareness."""
+@dataclass(slots=True)
+class _PendingUpdate:
+    sender: Peer
+    update: bytes
+    frame: bytes | None
+    seq: int | None = None
 
-    def __init__(self, name: RoomName, settings: Settings, clock: Clock) -> None:
+
+@dataclass(slots=True)
+class _PendingAnswer:
+    peer: Peer
+    state_vector: bytes
+
+
+@dataclass(slots=True)
+class _PendingBroadcast:
+    message: bytes
+
+
+class Room:
+    """One document, its committed history, its connections and its awareness."""
+
+    def __init__(
+        self,
+        name: RoomName,
+        settings: Settings,
+        clock: Clock,
+        *,
+        writer: StoreWriter,
+        doc: TrackedDoc,
+        history: RoomHistory,
+        on_commit: Callable[[Room], None],
+    ) -> None:
         self.name = name
         self._settings = settings
         self._clock = clock
-        self._doc = TrackedDoc()
-        self._log: list[bytes] = []
-        self.log_bytes = 0
+        self._writer = writer
+        self._doc = doc
+        self.history = history
+        self._on_commit = on_commit
+        self._outbox: deque[_PendingUpdate | _PendingAnswer | _PendingBroadcast] = deque()
         self.awareness = AwarenessStates()
         self.peers: dict[Peer, set[int]] = {}
         self.empty_since: float | None = clock()
         self.stats = RoomStats()
+        self.compaction_failed = False
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -73,6 +126,15 @@ class Room:
         if not self.peers:
             self.empty_since = self._clock()
 
+    def close(self) -> None:
+        """Release the document; the room is unusable afterwards."""
+        self._doc.close()
+
+    @property
+    def idle(self) -> bool:
+        """No connection and nothing waiting for storage."""
+        return not self.peers and not self._outbox
+
     # -- messages -----------------------------------------------------------------------------
 
     def receive(self, peer: Peer, frame: bytes) -> None:
@@ -87,7 +149,9 @@ class Room:
         elif isinstance(message, yjs.AwarenessMessage):
             self._apply_awareness(peer, message.update)
         elif isinstance(message, yjs.SyncStep1):
-            self._answer_step1(peer)
+            yupdate.decode_state_vector(message.state_vector)  # refuse a bad one now
+            self._outbox.append(_PendingAnswer(peer, message.state_vector))
+            self._drain()
         elif isinstance(message, yjs.SyncStep2):
             self._apply(peer, message.update, None)
         elif isinstance(message, yjs.QueryAwareness):
@@ -95,23 +159,55 @@ class Room:
         else:
             self.stats.messages_ignored += 1
 
-    def _answer_step1(self, peer: Peer) -> None:
-        # protocols.md §2.9 strategy (a): the original updates, then an empty step 2, on which
-        # the client marks itself synced after all content has been applied.
-        for update in self._log:
-            peer.send(yjs.encode_sync_update(update))
-        peer.send(yjs.encode_sync_step2(yjs.EMPTY_UPDATE))
-
     def _apply(self, sender: Peer, update: bytes, frame: bytes | None) -> None:
-        if not self._doc.apply(update):
+        if self._writer.backlog_bytes > self._settings.store_backlog_max:
+            logger.warning("%s room=%s storage backlog full, closing", sender.id, self.name)
+            sender.close(STORAGE_BUSY, "storage busy")
+            return
+        # Validate before persisting (threats.md V17): a poison update never reaches storage.
+        if not check_update(self._doc, update):
             self.stats.updates_ignored += 1
             return
-        self._log.append(update)
-        self.log_bytes += len(update)
         self.stats.updates_applied += 1
-        message = frame if frame is not None else yjs.encode_sync_update(update)
+        pending = _PendingUpdate(sender, update, frame)
+        self._outbox.append(pending)
+        self._writer.append(self.name, update, lambda seq: self._committed(pending, seq))
+
+    def _committed(self, pending: _PendingUpdate, seq: int) -> None:
+        pending.seq = seq
+        self._drain()
+        self._on_commit(self)
+
+    def _drain(self) -> None:
+        """Act on the outbox in arrival order, up to the first update not yet committed."""
+        outbox = self._outbox
+        while outbox:
+            head = outbox[0]
+            if isinstance(head, _PendingAnswer):
+                outbox.popleft()
+                self._answer_step1(head)
+            elif isinstance(head, _PendingBroadcast):
+                outbox.popleft()
+                self._send_all(head.message)
+            elif head.seq is not None:
+                outbox.popleft()
+                self.history.add(Record(head.seq, head.update))
+                self._relay(head)
+            else:
+                return
+        if not self.peers:
+            self.empty_since = self._clock()
+
+    def _answer_step1(self, answer: _PendingAnswer) -> None:
+        if answer.peer not in self.peers:
+            return
+        for message in self.history.sync_answer(answer.state_vector):
+            answer.peer.send(message)
+
+    def _relay(self, pending: _PendingUpdate) -> None:
+        message = pending.frame or yjs.encode_sync_update(pending.update)
         for peer in list(self.peers):
-            if peer is not sender:
+            if peer is not pending.sender:
                 peer.send(message)
 
     def _apply_awareness(self, peer: Peer, update: bytes) -> None:
@@ -141,54 +237,200 @@ class Room:
             controlled.difference_update(gone)
 
     def _broadcast(self, message: bytes) -> None:
+        # Behind updates still waiting for their commit, so clients see messages in arrival
+        # order (an awareness state often names content of the update sent just before it).
+        if self._outbox:
+            self._outbox.append(_PendingBroadcast(message))
+        else:
+            self._send_all(message)
+
+    def _send_all(self, message: bytes) -> None:
         # Encode once, write the same bytes to every connection (design.md "hot path").
         for peer in list(self.peers):
             peer.send(message)
 
     @property
     def update_count(self) -> int:
-        return len(self._log)
+        """Committed records (a merged record counts as one)."""
+        return self.history.record_count
+
+    @property
+    def log_bytes(self) -> int:
+        return self.history.size_bytes
 
 
-@dataclass
+def _restore(records: list[Record]) -> tuple[TrackedDoc, RoomHistory, list[Record]]:
+    """Replay stored records and index the merged one (CPU-bound: runs in a thread)."""
+    doc, good, bad = replay(records)
+    return doc, RoomHistory(good), bad
+
+
 class RoomHub:
-    """All loaded rooms: created on first join, unloaded after being empty for a while."""
+    """All loaded rooms: loaded on first join, unloaded after being empty for a while."""
 
-    settings: Settings
-    clock: Clock = time.monotonic
-    rooms: dict[RoomName, Room] = field(default_factory=dict)
+    def __init__(self, settings: Settings, writer: StoreWriter, clock: Clock = time.monotonic):
+        self.settings = settings
+        self.writer = writer
+        self.clock = clock
+        self.rooms: dict[RoomName, Room] = {}
+        self._loading: dict[RoomName, asyncio.Task[Room]] = {}
+        self._compactions: dict[RoomName, asyncio.Task[None]] = {}
+        self._unloading: set[RoomName] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
-    def join(self, name: RoomName, peer: Peer) -> Room:
+    async def join(self, name: RoomName, peer: Peer) -> Room:
+        """Add ``peer`` to the room, loading the room first if needed.
+
+        Raises:
+            StoreError: the room's history cannot be read.
+        """
         room = self.rooms.get(name)
         if room is None:
-            room = self.rooms[name] = Room(name, self.settings, self.clock)
-            logger.info("room %s loaded", name)
+            loading = self._loading.get(name)
+            if loading is None:
+                loading = self._loading[name] = asyncio.create_task(self._load(name))
+                loading.add_done_callback(lambda _: self._loading.pop(name, None))
+                # A load that fails is not cached: the next join tries again.
+            room = await asyncio.shield(loading)
         room.join(peer)
+        return room
+
+    async def _load(self, name: RoomName) -> Room:
+        records = await self.writer.load(name)
+        doc, room_history, bad = await asyncio.to_thread(_restore, records)
+        if bad:
+            logger.error(
+                "room %s: %d stored records are not valid Yjs updates; quarantined (seqs %s)",
+                name,
+                len(bad),
+                [record.seq for record in bad][:20],
+            )
+            await self.writer.quarantine(name, [r.seq for r in bad], "refused on load")
+        room = Room(
+            name,
+            self.settings,
+            self.clock,
+            writer=self.writer,
+            doc=doc,
+            history=room_history,
+            on_commit=self._after_commit,
+        )
+        if self._too_long(room_history):
+            # A long history from an import or an older run is merged before anyone is
+            # served: answering with thousands of raw records would stall the event loop.
+            await self._compact(room)
+        self.rooms[name] = room
+        logger.info(
+            "room %s loaded (%d records, %d bytes)", name, len(records), room_history.size_bytes
+        )
         return room
 
     def leave(self, room: Room, peer: Peer) -> None:
         room.leave(peer)
+
+    # -- compaction ---------------------------------------------------------------------------
+
+    def _too_long(self, h: RoomHistory) -> bool:
+        s = self.settings
+        return h.tail_count >= s.compact_updates or h.tail_bytes >= s.compact_bytes
+
+    def _after_commit(self, room: Room) -> None:
+        if self._too_long(room.history):
+            self._spawn_compaction(room)
+
+    def _spawn_compaction(self, room: Room) -> asyncio.Task[None]:
+        running = self._compactions.get(room.name)
+        if running is None:
+            running = self._compactions[room.name] = self._spawn(self._compact(room))
+            running.add_done_callback(lambda done: self._forget_compaction(room.name, done))
+        return running
+
+    def _forget_compaction(self, name: RoomName, task: asyncio.Task[None]) -> None:
+        if self._compactions.get(name) is task:
+            del self._compactions[name]
+
+    async def compact(self, room: Room) -> None:
+        """Merge the room's committed history into one record (joins a running merge first)."""
+        running = self._compactions.get(room.name)
+        if running is not None:
+            await asyncio.shield(running)
+        await asyncio.shield(self._spawn_compaction(room))
+
+    async def _compact(self, room: Room) -> None:
+        job = room.history.compaction_job()
+        if job is None or room.compaction_failed:
+            return
+        try:
+            merged = await asyncio.to_thread(history.merge, job)
+            seq = await self.writer.replace(room.name, job.seqs, merged.data)
+        except ProtocolError as exc:
+            room.compaction_failed = True
+            logger.error(
+                "room %s: cannot merge its history, serving it unmerged: %s", room.name, exc
+            )
+            return
+        except StoreError as exc:
+            logger.error("room %s: compaction not stored, will retry later: %s", room.name, exc)
+            return
+        room.history.compacted(job, seq, merged)
+        logger.info(
+            "room %s compacted %d records into one of %d bytes",
+            room.name,
+            len(job.seqs),
+            len(merged.data),
+        )
+
+    # -- housekeeping -------------------------------------------------------------------------
 
     def sweep(self) -> None:
         """Expire stale awareness states and unload rooms idle past the grace period."""
         now = self.clock()
         for name, room in list(self.rooms.items()):
             room.expire_awareness(now)
-            if room.empty_since is not None and now - room.empty_since >= (
-                self.settings.room_idle_seconds
+            if (
+                room.idle
+                and room.empty_since is not None
+                and now - room.empty_since >= self.settings.room_idle_seconds
+                and name not in self._unloading
             ):
-                del self.rooms[name]
-                logger.info(
-                    "room %s unloaded after %.0f s empty (%d updates, %d bytes)",
-                    name,
-                    now - room.empty_since,
-                    room.update_count,
-                    room.log_bytes,
-                )
+                self._unloading.add(name)
+                self._spawn(self._unload(room))
+
+    async def _unload(self, room: Room) -> None:
+        try:
+            await self.compact(room)
+        finally:
+            self._unloading.discard(room.name)
+        if room.idle and self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+            room.close()
+            logger.info(
+                "room %s unloaded (%d records, %d bytes)",
+                room.name,
+                room.update_count,
+                room.log_bytes,
+            )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def flush(self) -> None:
+        """Wait until every update received so far is committed (and relayed)."""
+        await self.writer.flush()
+
+    async def aclose(self) -> None:
+        """Stop merging and unloading (a merge in flight is atomic), then flush."""
+        for task in list(self._tasks) + list(self._loading.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._loading.values(), return_exceptions=True)
+        await self.flush()
 
     @property
     def connection_count(self) -> int:
         return sum(len(room.peers) for room in self.rooms.values())
 
 
-__all__ = ["Room", "RoomHub", "RoomStats"]
+__all__ = ["STORAGE_BUSY", "Room", "RoomHub", "RoomStats"]

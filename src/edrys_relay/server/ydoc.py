@@ -12,9 +12,11 @@ from typing import Any
 
 import pycrdt
 
-from edrys_relay.protocol.errors import InvalidPayload
+from edrys_relay.protocol import yupdate
+from edrys_relay.protocol.errors import InvalidPayload, MalformedMessage, ProtocolError
 from edrys_relay.protocol.lib0 import Decoder
 from edrys_relay.protocol.ystructs import update_extent
+from edrys_relay.storage.base import Record
 
 # pyo3 turns Rust panics into PanicException, which derives from BaseException (threats.md V4).
 _NOT_PANICS = (KeyboardInterrupt, SystemExit, GeneratorExit)
@@ -45,6 +47,10 @@ class TrackedDoc:
     def _on_transaction(self, _event: pycrdt.TransactionEvent) -> None:
         self._changed = True
 
+    def close(self) -> None:
+        """Remove the change observer: pycrdt 0.14 never frees an observed Doc otherwise."""
+        self._doc.unobserve(self._subscription)
+
     def state_vector(self) -> bytes:
         return bytes(self._doc.get_state())
 
@@ -72,4 +78,41 @@ class TrackedDoc:
         return any(clock > doc_sv.get(client, 0) for client, clock in extent.items())
 
 
-__all__ = ["TrackedDoc", "decode_state_vector"]
+def check_update(doc: TrackedDoc, update: bytes) -> bool:
+    """Validate ``update`` with the codec, then apply it to ``doc``; True if it mattered.
+
+    The codec check comes first, so neither the document nor storage ever takes an update that
+    could not be merged or served later (the codec is slightly stricter than yjs on inputs no
+    Yjs writer produces, docs/yupdate.md "Stricter validation").
+
+    Raises:
+        InvalidPayload: the codec or the Yjs decoder rejected the update.
+    """
+    try:
+        yupdate.parse_update(update)
+    except MalformedMessage as exc:
+        raise InvalidPayload(f"Yjs update rejected: {exc}") from exc
+    return doc.apply(update)
+
+
+def replay(records: list[Record]) -> tuple[TrackedDoc, list[Record], list[Record]]:
+    """Check and apply stored records to a fresh document (slow for long histories: call it
+    in a thread).
+
+    Returns the document, the records it accepted and the ones it refused (poison records,
+    threats.md F10), so one bad record never keeps a room from loading.
+    """
+    doc = TrackedDoc()
+    good: list[Record] = []
+    bad: list[Record] = []
+    for record in records:
+        try:
+            check_update(doc, record.update)
+        except ProtocolError:
+            bad.append(record)
+        else:
+            good.append(record)
+    return doc, good, bad
+
+
+__all__ = ["TrackedDoc", "check_update", "decode_state_vector", "replay"]
