@@ -340,7 +340,8 @@ class RoomHub:
 
     def _spawn_compaction(self, room: Room) -> asyncio.Task[None]:
         running = self._compactions.get(room.name)
-        if running is None:
+        # A finished task may still be registered: its done callback runs a loop turn later.
+        if running is None or running.done():
             running = self._compactions[room.name] = self._spawn(self._compact(room))
             running.add_done_callback(lambda done: self._forget_compaction(room.name, done))
         return running
