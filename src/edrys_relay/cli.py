@@ -36,6 +36,7 @@ One process, one port, serving both communication modes of Edrys-Lite:
   WebSocket mode  ws://HOST:PORT/<room>      y-websocket relay (Yjs sync + awareness)
   WebRTC mode     ws://HOST:PORT/            y-webrtc signaling (also /signaling)
   video streams   ws://HOST:PORT/stream      Edrys stream relay
+  classroom page  http://HOST:PORT/          join, switch modes, share links, check WebRTC
   HTTP            http://HOST:PORT/healthz   health as JSON
 """
 
