@@ -131,15 +131,20 @@ class ServerSpec:
 def server_spec(
     name: str, family: str, port: int, python: str, src: Path, base_src: Path | None = None
 ) -> ServerSpec:
-    """``edrys`` runs ``src``; ``edrys-base`` runs ``base_src`` (a before/after comparison)."""
-    env = {"PYTHONPATH": str(src)}
+    """``edrys`` runs ``src``; ``edrys-base`` runs ``base_src`` (a before/after comparison).
+
+    Every edrys run gets an empty data directory of its own, so it measures the default SQLite
+    store (commit before relay) starting fresh, like the reference's fresh in-memory server.
+    """
+    data_dir = tempfile.mkdtemp(prefix="edrys-bench-data-")
+    env = {"PYTHONPATH": str(src), "EDRYS_RELAY_DATA_DIR": data_dir}
     edrys = [python, "-m", "edrys_relay", "serve", "--host", "127.0.0.1", "--port", str(port)]
     if name == "edrys":
         return ServerSpec(name, edrys, "listening on", env)
     if name == "edrys-base":
         if base_src is None:
             raise ValueError("edrys-base needs --base-src")
-        return ServerSpec(name, edrys, "listening on", {"PYTHONPATH": str(base_src)})
+        return ServerSpec(name, edrys, "listening on", {**env, "PYTHONPATH": str(base_src)})
     if name == "edrys-uvloop":
         wrapper = [python, str(BENCH / "serve_uvloop.py"), "serve", "--host", "127.0.0.1"]
         return ServerSpec(name, [*wrapper, "--port", str(port)], "listening on", env)
