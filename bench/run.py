@@ -42,6 +42,13 @@ LOADGEN_CPU = "1"
 READY_TIMEOUT = 20.0
 RUN_TIMEOUT = 240.0
 
+# Closed-loop scenarios push one connection as fast as the server relays, far past the default
+# per-connection frame budget (200/s, a security limit the Node servers do not have). They
+# measure relay cost per delivery, so edrys runs them with the budget lifted; latency, idle,
+# join and stream scenarios keep every default.
+SATURATING_KINDS = ("fanout", "signal")
+UNLIMITED_RATE = ["--message-rate", "1e9", "--message-burst", "1000000000"]
+
 # Scenario name -> load generator config. "family" picks the reference server.
 SCENARIOS: dict[str, dict[str, Any]] = {
     "fanout-1x100": {
@@ -197,6 +204,8 @@ class Run:
         port = free_port()
         a = self.args
         spec = server_spec(self.server, self.cfg["family"], port, a.python, a.src, a.base_src)
+        if self.server == "edrys" and self.cfg["kind"] in SATURATING_KINDS:
+            spec.argv += UNLIMITED_RATE
         log_path = self.logdir / f"{self.scenario}-{self.server}-{port}.log"
         result: dict[str, Any] = {
             "scenario": self.scenario,

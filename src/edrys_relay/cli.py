@@ -277,6 +277,28 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="reverse proxy (address or network) whose X-Forwarded-For is believed (repeatable)",
     )
+    group.add_argument(
+        "--message-rate",
+        type=_positive_float,
+        default=_DEFAULTS.message_rate,
+        metavar="PER_SECOND",
+        help="average frames per second one connection may send before it is closed with 1008"
+        " (default %(default)s)",
+    )
+    group.add_argument(
+        "--message-burst",
+        type=int,
+        default=_DEFAULTS.message_burst,
+        metavar="FRAMES",
+        help="frames a connection may send at once above that average (default %(default)s)",
+    )
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
 
 
 def _add_secret_flag(parser: argparse.ArgumentParser | Any) -> None:
@@ -376,6 +398,8 @@ def _security_settings(args: argparse.Namespace) -> dict[str, Any]:
         "trusted_proxies": tuple(args.trusted_proxy),
         "tls_cert_file": cert,
         "tls_key_file": key,
+        "message_rate": args.message_rate,
+        "message_burst": args.message_burst,
     }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from edrys_relay.cli import main, parse_ttl
+from edrys_relay.cli import _security_settings, build_parser, main, parse_ttl
 from edrys_relay.security.tokens import Role, TokenSigner
 from edrys_relay.server import tls
 
@@ -109,3 +109,15 @@ def test_self_signed_certificate_is_made_once_and_reused(tmp_path: Path) -> None
     tls.ensure_self_signed(tmp_path)
     assert cert_path.read_bytes() != first
     tls.server_context(str(cert_path), str(key_path))
+
+
+def test_message_rate_flags_reach_the_settings() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--message-rate", "500", "--message-burst=1000", "--store", "memory"]
+    )
+    assert _security_settings(args)["message_rate"] == 500.0
+    assert _security_settings(args)["message_burst"] == 1000
+    defaults = _security_settings(build_parser().parse_args(["serve"]))
+    assert (defaults["message_rate"], defaults["message_burst"]) == (200.0, 400)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--message-rate", "0"])
