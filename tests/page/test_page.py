@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import urllib.request
 from typing import Any
@@ -290,6 +291,7 @@ def _python_peer_meets_the_page(server: str, browser: Any) -> None:
     """An independent implementation of the fork's framing and crypto (edrys_relay.client)."""
     pycrdt = pytest.importorskip("pycrdt")
     client = pytest.importorskip("edrys_relay.client")
+    webrtc = pytest.importorskip("edrys_relay.client.webrtc")
     room = classroom_id()
     origin = ws_origin(server)
     url = f"{server}/?/classroom/{room}#comm=" + edrys_comm(
@@ -297,6 +299,7 @@ def _python_peer_meets_the_page(server: str, browser: Any) -> None:
     )
     page = open_member(browser, url, "Ada")
     done, stop, errors = threading.Event(), threading.Event(), []
+    verified: dict[str, str] = {}
 
     async def peer() -> None:
         async with client.Classroom(origin, room, transport="webrtc") as classroom:
@@ -310,6 +313,12 @@ def _python_peer_meets_the_page(server: str, browser: Any) -> None:
             async with asyncio.timeout(30):
                 while not any(entry.get("text") == "hi Pyro" for entry in chat.to_py()):
                     await asyncio.sleep(0.05)
+            rtc = classroom._active  # the page's 43 and 44 (Edrys-Lite's identity) verify here
+            assert isinstance(rtc, webrtc.WebRtcTransport), rtc
+            async with asyncio.timeout(30):
+                while not rtc.verified_users():
+                    await asyncio.sleep(0.05)
+            verified.update(rtc.verified_users())
             done.set()
             while not stop.is_set():
                 await asyncio.sleep(0.05)
@@ -328,9 +337,11 @@ def _python_peer_meets_the_page(server: str, browser: Any) -> None:
         expect(page.locator("#notes")).to_have_value("written in Python", timeout=WAIT_MS)
         page.fill("#chat-input", "hi Pyro")
         page.press("#chat-input", "Enter")
-        assert done.wait(30) and not errors, errors
+        assert done.wait(40) and not errors, errors
         state = debug(page)
         assert state["dataChannelsOpened"] >= 1 and state["websocketDoorOpened"] == 0, state
+        assert re.fullmatch(r"[A-Za-z0-9+/]{87}=_[A-Za-z0-9]{6}", state["userId"]), state
+        assert list(verified.values()) == [state["userId"]], (verified, state)
     finally:
         stop.set()
         thread.join(10)

@@ -9,6 +9,7 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import * as syncProtocol from 'y-protocols/sync'
 import { traffic as rtcTraffic } from './framing.js'
+import { identity, greetNewPeers } from './identity.js'
 
 // Edrys-Lite always encrypts WebRTC signaling; its password is 'password'
 // unless set (docs/protocols.md §5.1), so that is our default too.
@@ -168,7 +169,12 @@ export class Session extends EventTarget {
       if (opened++ > 0) this.stats.reconnects++
     }))
     // 'peers' fires when a connection is created or closed, 'synced' after a sync
-    provider.on('peers', () => this._tick())
+    const greeted = new WeakSet()
+    identity().then(me => { this.userId = me.userId; this._emit() })
+    provider.on('peers', () => { // Edrys-Lite's 43 and 44 on every new data channel
+      if (provider.room) greetNewPeers(this.room, provider.room.webrtcConns.values(), greeted)
+      this._tick()
+    })
     provider.on('synced', () => this._tick())
     this.provider = provider
     this._rtcBase = { ...rtcTraffic } // the counters are page-wide; show this provider's share
@@ -290,7 +296,7 @@ export class Session extends EventTarget {
 
   debugState () {
     const { _probeSentAt, ...stats } = this.stats
-    return { ...stats, room: this.room, rtcPeerIds: this._rtcConnected().map(c => c.remotePeerId) }
+    return { ...stats, room: this.room, userId: this.userId || '', rtcPeerIds: this._rtcConnected().map(c => c.remotePeerId) }
   }
 }
 
