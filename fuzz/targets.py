@@ -23,12 +23,12 @@ from edrys_relay.protocol.awareness import (
     encode_awareness_update,
 )
 from edrys_relay.protocol.errors import ProtocolError
-from edrys_relay.protocol.ystructs import update_extent
 from edrys_relay.protocol.yupdate import (
     diff_update,
     merge_updates,
     parse_update,
     state_vector_from_update,
+    update_extent,
 )
 from edrys_relay.server.ydoc import TrackedDoc
 
@@ -59,7 +59,7 @@ def stream_message(data: bytes) -> None:
 
 
 def yjs_update_scan(data: bytes) -> None:
-    """Our bounded walk over a Yjs v1 update (``protocol/ystructs.py``)."""
+    """The clock extent of a Yjs v1 update (``protocol/yupdate.py``: ``update_extent``)."""
     update_extent(data)
 
 

@@ -11,6 +11,7 @@ import contextlib
 import random
 import time
 
+import pycrdt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,6 +26,7 @@ from edrys_relay.protocol.yupdate import (
     merge_updates,
     parse_update,
     state_vector_from_update,
+    update_extent,
 )
 from tests.unit.yupdate_reference import (
     literal_diff,
@@ -250,3 +252,19 @@ def test_mutated_updates_only_raise_malformed(seed: int, data: st.DataObject) ->
         i = data.draw(st.integers(0, len(update) - 1))
         update[i] = data.draw(st.integers(0, 255))
     _all_entry_points(bytes(update))
+
+
+def test_update_extent_covers_structs_and_deletions() -> None:
+    doc = pycrdt.Doc(client_id=7)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(bytes(event.update)))
+    text = doc.get("t", type=pycrdt.Text)
+    text += "abc"
+    text += "de"
+    del text[0:1]
+    assert update_extent(updates[0]) == {7: 3}
+    # starts at clock 3: an update whose dependency is missing still reports how far it reaches
+    assert update_extent(updates[1]) == {7: 5}
+    assert update_extent(updates[2]) == {7: 1}  # a delete set alone
+    assert update_extent(parse_update(updates[1])) == {7: 5}
+    assert update_extent(b"\x00\x00") == {}

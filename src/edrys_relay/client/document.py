@@ -39,8 +39,13 @@ from edrys_relay.protocol.yjs import (
     encode_sync_step2,
     encode_sync_update,
 )
-from edrys_relay.protocol.ystructs import update_extent
-from edrys_relay.protocol.yupdate import ParsedUpdate, diff_update, merge_updates, parse_update
+from edrys_relay.protocol.yupdate import (
+    ParsedUpdate,
+    diff_update,
+    merge_updates,
+    parse_update,
+    update_extent,
+)
 
 logger = logging.getLogger(__name__)
 

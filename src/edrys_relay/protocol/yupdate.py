@@ -58,6 +58,27 @@ def parse_update(update: bytes) -> ParsedUpdate:
     return ParsedUpdate(bytes(update))
 
 
+def update_extent(update: bytes | ParsedUpdate) -> dict[int, int]:
+    """Per client, the highest clock (exclusive) the update's structs or deletions reach.
+
+    Tells whether an update reaches beyond a document's state vector: Yrs holds an update with
+    missing dependencies as "pending" and reports no change, yet its bytes must be kept.
+    """
+    parsed = _as_parsed(update)
+    table = parsed.table
+    extent: dict[int, int] = {}
+    for client, clock, length in zip(table.client, table.clock, table.length, strict=True):
+        end = clock + length
+        if end > extent.get(client, 0):
+            extent[client] = end
+    for client, ranges in parsed.delete_set:
+        for clock, length in ranges:
+            end = clock + length
+            if end > extent.get(client, 0):
+                extent[client] = end
+    return extent
+
+
 def _as_parsed(update: bytes | ParsedUpdate) -> ParsedUpdate:
     return update if isinstance(update, ParsedUpdate) else ParsedUpdate(bytes(update))
 
@@ -547,4 +568,5 @@ __all__ = [
     "merge_updates",
     "parse_update",
     "state_vector_from_update",
+    "update_extent",
 ]

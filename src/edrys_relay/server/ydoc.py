@@ -15,7 +15,6 @@ import pycrdt
 from edrys_relay.protocol import yupdate
 from edrys_relay.protocol.errors import InvalidPayload, MalformedMessage, ProtocolError
 from edrys_relay.protocol.lib0 import Decoder
-from edrys_relay.protocol.ystructs import update_extent
 from edrys_relay.storage.base import Record
 
 # pyo3 turns Rust panics into PanicException, which derives from BaseException (threats.md V4).
@@ -54,7 +53,7 @@ class TrackedDoc:
     def state_vector(self) -> bytes:
         return bytes(self._doc.get_state())
 
-    def apply(self, update: bytes) -> bool:
+    def apply(self, update: bytes, parsed: yupdate.ParsedUpdate | None = None) -> bool:
         """Apply an update; True if it changed the document or left content pending.
 
         An update whose dependencies have not arrived yet changes nothing visible and fires no
@@ -74,7 +73,7 @@ class TrackedDoc:
             return True
         # Rare path (duplicates, pending content): does the update reach past our state?
         doc_sv = decode_state_vector(self.state_vector())
-        extent = update_extent(update)
+        extent = yupdate.update_extent(update if parsed is None else parsed)
         return any(clock > doc_sv.get(client, 0) for client, clock in extent.items())
 
 
@@ -89,10 +88,10 @@ def check_update(doc: TrackedDoc, update: bytes) -> bool:
         InvalidPayload: the codec or the Yjs decoder rejected the update.
     """
     try:
-        yupdate.parse_update(update)
+        parsed = yupdate.parse_update(update)
     except MalformedMessage as exc:
         raise InvalidPayload(f"Yjs update rejected: {exc}") from exc
-    return doc.apply(update)
+    return doc.apply(update, parsed)
 
 
 def replay(records: list[Record]) -> tuple[TrackedDoc, list[Record], list[Record]]:
