@@ -415,6 +415,9 @@ def _serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.log_level.upper() != "DEBUG":
+        # websockets' own "connection open/closed" lines carry no connection id; ours do.
+        logging.getLogger("websockets.server").setLevel(logging.WARNING)
     if not 0 <= args.port <= 65535:
         print(f"edrys-relay: --port {args.port} is not a port number", file=sys.stderr)
         return 2

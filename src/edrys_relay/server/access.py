@@ -11,7 +11,6 @@ and access logs. Query strings and subprotocol values are redacted from every lo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -20,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request
+from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from edrys_relay.config import Settings
@@ -50,7 +49,8 @@ def redacted_target(target: str) -> str:
 class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Formats each record and redacts tokens before it reaches any handler.
 
-    Given to ``websockets.serve`` so its debug lines (request line, headers) never carry a token.
+    Given to websockets' protocol objects so their debug lines (request line, headers) never
+    carry a token.
     """
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
@@ -83,19 +83,6 @@ class Grants:
     def expires(self) -> int | None:
         """When the first of these tokens runs out (the connection is closed then)."""
         return min((c.expires for cs in self.rooms.values() for c in cs), default=None)
-
-
-@dataclass(slots=True)
-class Lease:
-    """Whether a connection's tokens still hold (threats.md A7).
-
-    Once expired, frames still read while the closing handshake runs are dropped: RFC 6455
-    delivers data frames after a close frame was sent, and a client could keep writing until
-    ``close_timeout`` otherwise.
-    """
-
-    expired: bool = False
-    closing: asyncio.Task[None] | None = None
 
 
 class AccessControl:
@@ -131,19 +118,21 @@ class AccessControl:
             return bool(grants.roles(route.room))
         return bool(grants.rooms)
 
-    def select_subprotocol(
-        self, connection: ServerConnection, offered: Sequence[Subprotocol]
-    ) -> Subprotocol | None:
-        """Answer a token-carrying subprotocol offer; browsers fail a handshake without one.
 
-        The plain ``yauth`` marker is preferred so the response does not echo the token.
-        """
-        if SUBPROTOCOL in offered:
-            return Subprotocol(SUBPROTOCOL)
-        for value in offered:
-            if value.startswith(SUBPROTOCOL_PREFIX):
-                return value
-        return None
+def select_subprotocol(
+    protocol: ServerProtocol, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """Answer a token-carrying subprotocol offer; browsers fail a handshake without one.
+
+    The plain ``yauth`` marker is preferred so the response does not echo the token. websockets
+    calls this as a method of each connection's ``ServerProtocol``.
+    """
+    if SUBPROTOCOL in offered:
+        return Subprotocol(SUBPROTOCOL)
+    for value in offered:
+        if value.startswith(SUBPROTOCOL_PREFIX):
+            return value
+    return None
 
 
 def request_tokens(request: Request) -> list[str]:
@@ -170,9 +159,9 @@ __all__ = [
     "SUBPROTOCOL_PREFIX",
     "AccessControl",
     "Grants",
-    "Lease",
     "RedactingLogger",
     "redact",
     "redacted_target",
     "request_tokens",
+    "select_subprotocol",
 ]

@@ -17,20 +17,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import MultipleValuesError
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from edrys_relay import __version__
 from edrys_relay.config import Settings
-from edrys_relay.protocol.errors import ProtocolError, UnsupportedData
+from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import (
-    Route,
     SignalingRoute,
     StreamRoute,
     YjsRoute,
@@ -42,17 +39,18 @@ from edrys_relay.server import http, tls
 from edrys_relay.server.access import (
     AccessControl,
     Grants,
-    Lease,
     RedactingLogger,
     redacted_target,
+    select_subprotocol,
 )
-from edrys_relay.server.guard import FrameRate, YjsGuard
+from edrys_relay.server.connection import Connection, Door
+from edrys_relay.server.doors import SignalingDoor, YjsDoor
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter, SecurityStats
-from edrys_relay.server.rooms import RoomHub
+from edrys_relay.server.rooms import Room, RoomHub
 from edrys_relay.server.stream_door import StreamDoor
 from edrys_relay.server.streams import StreamHub
 from edrys_relay.server.topics import TopicHub
-from edrys_relay.server.transport import Outbox, WebSocketPeer
+from edrys_relay.server.transport import Outbox
 from edrys_relay.storage import open_store
 from edrys_relay.storage.base import StoreError
 from edrys_relay.storage.writer import StoreWriter
@@ -61,10 +59,17 @@ logger = logging.getLogger(__name__)
 
 SERVICE_RESTART = 1012
 TRY_AGAIN_LATER = 1013
+LISTEN_BACKLOG = 1024
+"""Pending TCP connections the kernel queues for us (a class joining at once)."""
 
 
 class RelayServer:
-    """An edrys-relay server; use as ``async with RelayServer(settings) as server``."""
+    """An edrys-relay server; use as ``async with RelayServer(settings) as server``.
+
+    It is the :class:`~edrys_relay.server.connection.Host` of every connection: it answers
+    plain HTTP and refuses upgrades before the handshake completes, gives each open connection
+    its door, and keeps the set of connections for keepalive and shutdown.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -84,13 +89,21 @@ class RelayServer:
             max_subscribers_per_topic=settings.max_subscribers_per_topic,
         )
         self.outbox = Outbox()
+        self.server_header = f"edrys-relay/{__version__}"
+        self.wire_logger = RedactingLogger(logging.getLogger("websockets.server"))
+        self.select_subprotocol = select_subprotocol
+        self.max_message_size = max(
+            settings.max_message_yjs, settings.max_message_signaling, settings.stream_max_message
+        )
         self.static = http.StaticFiles.from_package()
         self.started_at = time.monotonic()
-        self._server: Server | None = None
-        self._sweeper: asyncio.Task[None] | None = None
-        self._stream_handler: StreamHandler | None = None
+        self.connections: set[Connection] = set()
+        self._all_ended: asyncio.Event | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._joins: set[asyncio.Task[None]] = set()
         self.streams = StreamHub(settings)
-        self.set_stream_handler(StreamDoor(self.streams, self.access))
+        self._stream_door: StreamOpener | None = StreamDoor(self.streams, self.access)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -101,28 +114,22 @@ class RelayServer:
             ssl_context = tls.server_context(s.tls_cert_file, s.tls_key_file)
         await self.writer.__aenter__()
         try:
-            self._server = await serve(
-                self._handle,
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(
+                lambda: Connection(self),
                 s.host,
                 s.port,
                 ssl=ssl_context,
-                process_request=self._process_request,
-                select_subprotocol=self.access.select_subprotocol,
-                logger=RedactingLogger(logging.getLogger("websockets.server")),
-                max_size=max(s.max_message_yjs, s.max_message_signaling, s.stream_max_message),
-                ping_interval=s.ping_interval,
-                ping_timeout=s.ping_interval,
-                open_timeout=s.open_timeout,
-                close_timeout=s.close_timeout,
-                # Compression would cost one deflate per receiver for every broadcast message.
-                compression=None,
-                server_header=f"edrys-relay/{__version__}",
+                ssl_handshake_timeout=s.open_timeout if ssl_context else None,
+                backlog=LISTEN_BACKLOG,
             )
         except BaseException:
             await self.writer.aclose()
             raise
         self.started_at = time.monotonic()
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
+        self._tasks = [asyncio.create_task(self._sweep_forever(), name="sweeper")]
+        if s.ping_interval > 0:
+            self._tasks.append(asyncio.create_task(self._keepalive_forever(), name="keepalive"))
         return self
 
     async def __aexit__(
@@ -142,51 +149,59 @@ class RelayServer:
             await self.writer.aclose()
 
     async def _close_connections(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+                await task
+        self._tasks = []
         server = self._server
         if server is None:
             return
         self._server = None
-        server.close(close_connections=False)
+        server.close()
         # Relay what is committed before telling clients to reconnect (threats.md F8).
         await self.rooms.flush()
-        connections = list(server.connections)
-        closing = [
-            asyncio.create_task(connection.close(SERVICE_RESTART, "server restarting"))
-            for connection in connections
-        ]
-        if closing:
-            await asyncio.wait(closing, timeout=self.settings.close_timeout)
-        for connection in connections:
-            # A receiver that does not read cannot take a close frame: cut it off.
-            if connection.transport is not None and not connection.transport.is_closing():
-                connection.transport.abort()
-        for task in closing:
+        if self.connections:
+            self._all_ended = asyncio.Event()
+            for connection in list(self.connections):
+                if connection.is_open:
+                    connection.close(SERVICE_RESTART, "server restarting")
+                else:
+                    connection.abort()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.close_timeout):
+                    await self._all_ended.wait()
+            for connection in list(self.connections):
+                # A receiver that does not read cannot take a close frame: cut it off.
+                connection.abort()
+        for task in list(self._joins):
             task.cancel()
         await server.wait_closed()
 
     @property
     def port(self) -> int:
         assert self._server is not None, "server not started"
-        sockets = self._server.sockets
-        return int(sockets[0].getsockname()[1])
+        return int(self._server.sockets[0].getsockname()[1])
 
     async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
             self.rooms.sweep()
 
-    def set_stream_handler(self, handler: StreamHandler) -> None:
-        """Attach the ``/stream`` door (its own module builds it)."""
-        self._stream_handler = handler
+    async def _keepalive_forever(self) -> None:
+        """One sweep pings every connection; one that missed the previous ping is closed."""
+        while True:
+            await asyncio.sleep(self.settings.ping_interval)
+            for connection in list(self.connections):
+                connection.keepalive()
 
-    # -- HTTP and routing ---------------------------------------------------------------------
+    def set_stream_handler(self, opener: StreamOpener | None) -> None:
+        """Replace the ``/stream`` door (None: refuse stream connections with 1008)."""
+        self._stream_door = opener
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    # -- HTTP and the opening handshake (Host) ------------------------------------------------
+
+    def process_request(self, connection: Connection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return self._serve_http(request)
         try:
@@ -231,205 +246,142 @@ class RelayServer:
                 "yjs": self.rooms.connection_count,
                 "signaling": self.topics.connection_count,
                 "stream": self.streams.connection_count,
-                "total": len(self._server.connections) if self._server else 0,
+                "total": self.counter.total,
             },
             "streams": self.streams.summary(),
             "security": {**self.stats.as_dict(), "topics_refused": self.topics.refused},
         }
 
-    # -- connections --------------------------------------------------------------------------
+    # -- open connections (Host) --------------------------------------------------------------
 
-    async def _handle(self, connection: ServerConnection) -> None:
-        request = connection.request
-        assert request is not None
+    def opened(self, connection: Connection, request: Request) -> None:
         route = route_request(request.path, max_room_length=self.settings.max_room_name)
-        peer = WebSocketPeer(connection, self.settings, self.outbox)
-        address = _address(connection)
         client = self._client_address(connection, request)
         if not self.counter.admit(client):
             self.stats.shed += 1
-            logger.warning("%s shed with 1013: connection cap reached (from %s)", peer.id, client)
-            await connection.close(TRY_AGAIN_LATER, "try again later")
-            return
-        grants = self.access.grants(request)
-        lease = Lease()
-        expiry = self._close_on_expiry(connection, peer, grants, lease)
-        try:
-            await self._dispatch(connection, peer, route, grants, lease, address)
-        finally:
-            self.counter.release(client)
-            if expiry is not None:
-                expiry.cancel()
-            if lease.closing is not None:
-                await lease.closing
-        logger.info(
-            "%s closed code=%s reason=%s",
-            peer.id,
-            connection.close_code,
-            connection.close_reason or "-",
-        )
-
-    async def _dispatch(
-        self,
-        connection: ServerConnection,
-        peer: WebSocketPeer,
-        route: Route,
-        grants: Grants,
-        lease: Lease,
-        address: str,
-    ) -> None:
-        if isinstance(route, YjsRoute):
-            rooms = self.rooms.rooms
-            if route.room not in rooms and len(rooms) >= self.settings.max_rooms:
-                self.stats.shed += 1
-                logger.warning("%s shed with 1013: %d rooms loaded", peer.id, len(rooms))
-                await connection.close(TRY_AGAIN_LATER, "try again later")
-                return
-            read_only = self.access.enabled and not grants.can_write(route.room)
-            logger.info(
-                "%s open yjs room=%s userid=%s%s from %s",
-                peer.id,
-                route.room,
-                route.params.get("userid", "-"),
-                " read-only" if read_only else "",
-                address,
+            logger.warning(
+                "%s shed with 1013: connection cap reached (from %s)", connection.id, client
             )
-            await self._serve_yjs(connection, peer, route, read_only, lease)
-        elif isinstance(route, SignalingRoute):
-            logger.info("%s open signaling from %s", peer.id, address)
-            allowed = frozenset(grants.rooms) if self.access.enabled else None
-            await self._serve_signaling(connection, peer, allowed, lease)
-        elif self._stream_handler is not None:
-            logger.info("%s open stream from %s", peer.id, address)
-            await self._stream_handler(connection, peer, route)
-        else:
-            await connection.close(1008, "stream relay not enabled")
-
-    def _client_address(self, connection: ServerConnection, request: Request) -> str:
-        remote = connection.remote_address
-        peer_ip = str(remote[0]) if remote else "-"
-        return client_address(peer_ip, request.headers.get_all("X-Forwarded-For"), self._proxies)
-
-    def _close_on_expiry(
-        self, connection: ServerConnection, peer: WebSocketPeer, grants: Grants, lease: Lease
-    ) -> asyncio.TimerHandle | None:
-        """Close the connection when its first token runs out (threats.md A7)."""
-        expires = grants.expires
-        if expires is None:
-            return None
-
-        def expire() -> None:
-            self.stats.tokens_expired += 1
-            logger.info("%s token expired, closing with 1008", peer.id)
-            lease.expired = True
-            # close() ends the handshake, or aborts the connection after close_timeout
-            lease.closing = asyncio.create_task(connection.close(1008, "token expired"))
-
-        delay = max(0.0, expires - time.time())
-        return asyncio.get_running_loop().call_later(delay, expire)
-
-    async def _serve_yjs(
-        self,
-        connection: ServerConnection,
-        peer: WebSocketPeer,
-        route: YjsRoute,
-        read_only: bool,
-        lease: Lease,
-    ) -> None:
-        connection.protocol.max_message_size = self.settings.max_message_yjs
-        try:
-            room = await self.rooms.join(route.room, peer)
-        except StoreError:
-            logger.exception("%s cannot load room %s, closing with 1011", peer.id, route.room)
-            await connection.close(1011, "storage unavailable")
+            connection.close(TRY_AGAIN_LATER, "try again later")
             return
-        guard = YjsGuard(
-            room=room,
-            peer_id=peer.id,
+        connection.client = client
+        grants = self.access.grants(request)
+        self._close_on_expiry(connection, grants)
+        address = connection.remote_address
+        if isinstance(route, YjsRoute):
+            self._open_yjs(connection, route, grants, address)
+        elif isinstance(route, SignalingRoute):
+            logger.info("%s open signaling from %s", connection.id, address)
+            connection.ws.max_message_size = self.settings.max_message_signaling
+            allowed = frozenset(grants.rooms) if self.access.enabled else None
+            connection.attach(
+                SignalingDoor(
+                    connection,
+                    self.topics,
+                    allowed=allowed,
+                    settings=self.settings,
+                    stats=self.stats,
+                )
+            )
+        elif self._stream_door is not None:
+            logger.info("%s open stream from %s", connection.id, address)
+            connection.attach(self._stream_door(connection, route, request))
+        else:
+            connection.close(1008, "stream relay not enabled")
+
+    def ended(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        if connection.client is not None:
+            self.counter.release(connection.client)
+            logger.info(
+                "%s closed code=%s reason=%s",
+                connection.id,
+                connection.close_code,
+                connection.close_reason or "-",
+            )
+        if self._all_ended is not None and not self.connections:
+            self._all_ended.set()
+
+    def _open_yjs(
+        self, connection: Connection, route: YjsRoute, grants: Grants, address: str
+    ) -> None:
+        rooms = self.rooms.rooms
+        if route.room not in rooms and len(rooms) >= self.settings.max_rooms:
+            self.stats.shed += 1
+            logger.warning("%s shed with 1013: %d rooms loaded", connection.id, len(rooms))
+            connection.close(TRY_AGAIN_LATER, "try again later")
+            return
+        read_only = self.access.enabled and not grants.can_write(route.room)
+        logger.info(
+            "%s open yjs room=%s userid=%s%s from %s",
+            connection.id,
+            route.room,
+            route.params.get("userid", "-"),
+            " read-only" if read_only else "",
+            address,
+        )
+        connection.ws.max_message_size = self.settings.max_message_yjs
+        room = self.rooms.join_loaded(route.room, connection)
+        if room is not None:
+            connection.attach(self._yjs_door(connection, room, read_only))
+            return
+        # The room must be loaded from storage first: read nothing until it is.
+        connection.hold()
+        task = asyncio.create_task(self._join(connection, route, read_only))
+        self._joins.add(task)
+        task.add_done_callback(self._joins.discard)
+
+    async def _join(self, connection: Connection, route: YjsRoute, read_only: bool) -> None:
+        try:
+            room = await self.rooms.join(route.room, connection)
+        except StoreError:
+            logger.exception("%s cannot load room %s, closing with 1011", connection.id, route.room)
+            connection.close(1011, "storage unavailable")
+            return
+        if not connection.is_open:
+            self.rooms.leave(room, connection)
+            return
+        connection.attach(self._yjs_door(connection, room, read_only))
+
+    def _yjs_door(self, connection: Connection, room: Room, read_only: bool) -> YjsDoor:
+        return YjsDoor(
+            connection,
+            room,
+            self.rooms,
             read_only=read_only,
             settings=self.settings,
             owners=self.owners,
             stats=self.stats,
-            notify=peer.send,
         )
 
-        def on_frame(frame: str | bytes) -> None:
-            if isinstance(frame, str):
-                raise UnsupportedData("text frame on the Yjs door")
-            checked = guard.check(frame)
-            if checked is not None:
-                room.receive(peer, checked)
+    def _client_address(self, connection: Connection, request: Request) -> str:
+        assert connection.transport is not None
+        remote = connection.transport.get_extra_info("peername")
+        peer_ip = str(remote[0]) if remote else "-"
+        return client_address(peer_ip, request.headers.get_all("X-Forwarded-For"), self._proxies)
 
-        try:
-            await _receive_loop(connection, peer, on_frame, lease)
-        finally:
-            self.rooms.leave(room, peer)
-            self.owners.release(room.name, peer.id)
+    def _close_on_expiry(self, connection: Connection, grants: Grants) -> None:
+        """Close the connection when its first token runs out (threats.md A7)."""
+        expires = grants.expires
+        if expires is None:
+            return
 
-    async def _serve_signaling(
-        self,
-        connection: ServerConnection,
-        peer: WebSocketPeer,
-        allowed: frozenset[str] | None,
-        lease: Lease,
-    ) -> None:
-        connection.protocol.max_message_size = self.settings.max_message_signaling
-        self.topics.connect(peer, allowed)
-        max_topic = self.settings.max_topic_length
-        rate = FrameRate(self.settings, self.stats, time.monotonic)
+        def expire() -> None:
+            connection.expiry = None
+            self.stats.tokens_expired += 1
+            logger.info("%s token expired, closing with 1008", connection.id)
+            # Frames still read while the closing handshake runs are dropped: RFC 6455 delivers
+            # data frames after a close frame, and a client could keep writing until
+            # close_timeout otherwise.
+            connection.mute()
+            connection.close(1008, "token expired")
 
-        def on_frame(frame: str | bytes) -> None:
-            rate.check()
-            if not isinstance(frame, str):
-                raise UnsupportedData("binary frame on the signaling door")
-            self.topics.receive(peer, frame, max_topic_length=max_topic)
-
-        try:
-            await _receive_loop(connection, peer, on_frame, lease)
-        finally:
-            self.topics.disconnect(peer)
+        delay = max(0.0, expires - time.time())
+        connection.expiry = asyncio.get_running_loop().call_later(delay, expire)
 
 
-StreamHandler = Callable[[ServerConnection, WebSocketPeer, StreamRoute], Awaitable[None]]
+StreamOpener = Callable[[Connection, StreamRoute, Request], Door]
+"""Builds the door of one ``/stream`` connection (``server/stream_door.py``)."""
 
 
-async def _receive_loop(
-    connection: ServerConnection,
-    peer: WebSocketPeer,
-    on_frame: Callable[[str | bytes], None],
-    lease: Lease,
-) -> None:
-    """Feed frames to ``on_frame`` until the connection ends; a bad frame closes only it."""
-    try:
-        async for frame in connection:
-            if not lease.expired:
-                on_frame(frame)
-    except ProtocolError as exc:
-        logger.warning("%s protocol error, closing with %d: %s", peer.id, exc.close_code, exc)
-        await _close_discarding(connection, exc.close_code, exc.close_reason)
-    except ConnectionClosed:
-        pass
-    except Exception:
-        logger.exception("%s internal error, closing with 1011", peer.id)
-        await _close_discarding(connection, 1011, "internal error")
-
-
-async def _close_discarding(connection: ServerConnection, code: int, reason: str) -> None:
-    """Close, discarding what the peer still sends meanwhile.
-
-    A flooding peer fills the incoming queue, which pauses reading; its close frame would then
-    stay unread and the handshake would only end at ``close_timeout``.
-    """
-    closing = asyncio.create_task(connection.close(code, reason))
-    with contextlib.suppress(ConnectionClosed):
-        async for _ in connection:  # bounded: ends when the close handshake completes
-            pass
-    await closing
-
-
-def _address(connection: ServerConnection) -> str:
-    remote = connection.remote_address
-    return f"{remote[0]}:{remote[1]}" if remote else "-"
-
-
-__all__ = ["SERVICE_RESTART", "TRY_AGAIN_LATER", "RelayServer", "StreamHandler"]
+__all__ = ["SERVICE_RESTART", "TRY_AGAIN_LATER", "RelayServer", "StreamOpener"]

@@ -278,6 +278,13 @@ class RoomHub:
         self._unloading: set[RoomName] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
+    def join_loaded(self, name: RoomName, peer: Peer) -> Room | None:
+        """Add ``peer`` to the room if it is loaded (no wait), else return None."""
+        room = self.rooms.get(name)
+        if room is not None:
+            room.join(peer)
+        return room
+
     async def join(self, name: RoomName, peer: Peer) -> Room:
         """Add ``peer`` to the room, loading the room first if needed.
 

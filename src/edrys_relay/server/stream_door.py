@@ -3,8 +3,8 @@
 :class:`RelayServer` hands every upgrade routed to ``/stream`` (protocols.md §3.1) to a
 :class:`StreamDoor`. It applies the door's message size limit (5 MiB, as the Node relay's
 ``maxPayload``; larger closes with 1009), asks for binary delivery when the URL says
-``?binary=1``, runs the client's writer task next to the receive loop, and always unregisters
-the client when the connection ends.
+``?binary=1``, runs the client's writer task while the connection is open, and always
+unregisters the client when the connection ends.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ import contextlib
 import logging
 import socket
 
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
+from websockets.http11 import Request
 
 from edrys_relay.protocol.routing import StreamRoute
 from edrys_relay.server.access import AccessControl
-from edrys_relay.server.streams import StreamHub
-from edrys_relay.server.transport import WebSocketPeer
+from edrys_relay.server.connection import Connection
+from edrys_relay.server.streams import StreamClient, StreamHub
 
 logger = logging.getLogger(__name__)
 
@@ -30,98 +28,93 @@ _TRUE = frozenset({"1", "true", "yes"})
 
 
 class ConnectionChannel:
-    """A :class:`~edrys_relay.server.streams.FrameChannel` over a websockets connection.
+    """A :class:`~edrys_relay.server.streams.FrameChannel` over a :class:`Connection`.
 
-    Frames are written straight into the transport, as ``websockets.broadcast`` does, and
-    websockets' own write flow control tells when the buffer is low again: it pauses above the
-    transport's high-water mark (32 KiB) and resumes at the low-water mark (8 KiB). A viewer is
-    ready for a frame when its buffer is at or below the low-water mark.
+    Frames are written straight into the transport, and the connection's write flow control
+    tells when the buffer is low again: it pauses above the transport's high-water mark
+    (32 KiB) and resumes at the low-water mark (8 KiB). A viewer is ready for a frame when its
+    buffer is at or below the low-water mark.
     """
 
-    __slots__ = ("_conn", "_peer")
+    __slots__ = ("_conn",)
 
-    def __init__(self, connection: ServerConnection, peer: WebSocketPeer) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._conn = connection
-        self._peer = peer
 
     def writable(self) -> bool:
         transport = self._conn.transport
+        if transport is None:
+            return False
         low, _high = transport.get_write_buffer_limits()
         return transport.get_write_buffer_size() <= low
 
     def write(self, payload: bytes, *, text: bool) -> None:
-        protocol = self._conn.protocol
-        if protocol.state is not State.OPEN:
-            return
-        # Control messages wait in the peer's outbox until the end of the loop turn; write them
-        # first so a viewer never sees a frame before the `source-available` that announced it.
-        self._peer.flush()
-        if text:
-            protocol.send_text(payload)
-        else:
-            protocol.send_binary(payload)
-        self._conn.send_data()
+        # Control messages wait in the connection's queue until the end of the loop turn;
+        # write_now() writes them first, so a viewer never sees a frame before the
+        # `source-available` that announced it.
+        self._conn.write_now(payload, text=text)
 
     async def drained(self) -> None:
-        # A closed connection wakes drain() with its error; the receive loop reports it.
-        with contextlib.suppress(Exception):
-            await self._conn.drain()
+        await self._conn.drain()
 
     async def ping(self) -> asyncio.Future[float] | None:
-        try:
-            return asyncio.ensure_future(await self._conn.ping())
-        except ConnectionClosed:
-            return None
+        return self._conn.ping()
 
     @property
     def is_open(self) -> bool:
-        return self._conn.protocol.state is State.OPEN
+        return self._conn.is_open
 
     def abort(self) -> None:
-        self._conn.transport.abort()
+        self._conn.abort()
 
     def buffered(self) -> int:
-        return self._conn.transport.get_write_buffer_size()
+        transport = self._conn.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+
+class StreamClientDoor:
+    """One ``/stream`` connection: messages to the hub, and the client's writer task."""
+
+    __slots__ = ("_client", "_hub", "_writer")
+
+    def __init__(self, hub: StreamHub, client: StreamClient) -> None:
+        self._hub = hub
+        self._client = client
+        self._writer = asyncio.create_task(client.run_writer(), name="stream writer")
+
+    def receive(self, message: str | bytes) -> None:
+        self._hub.receive(self._client, message)
+
+    def closed(self) -> None:
+        self._writer.cancel()
+        self._hub.disconnect(self._client)
 
 
 class StreamDoor:
-    """Serve one ``/stream`` connection from upgrade to close."""
+    """Opens ``/stream`` connections: limits, the binary option, permissions, the hub."""
 
     def __init__(self, hub: StreamHub, access: AccessControl | None = None) -> None:
         self.hub = hub
         self.access = access
 
-    async def __call__(
-        self, connection: ServerConnection, peer: WebSocketPeer, route: StreamRoute
-    ) -> None:
+    def __call__(
+        self, connection: Connection, route: StreamRoute, request: Request
+    ) -> StreamClientDoor:
         settings = self.hub.settings
-        connection.protocol.max_message_size = settings.stream_max_message
+        connection.ws.max_message_size = settings.stream_max_message
         limit_unsent(connection, settings.stream_kernel_unsent)
         binary = route.params.get(BINARY_PARAM, "").lower() in _TRUE
         permissions = None
-        if self.access is not None and self.access.enabled and connection.request is not None:
+        if self.access is not None and self.access.enabled:
             # docs/security.md: watching needs a token for the room, sourcing a source token
-            permissions = self.access.grants(connection.request)
+            permissions = self.access.grants(request)
         client = self.hub.connect(
-            peer, ConnectionChannel(connection, peer), binary=binary, permissions=permissions
+            connection, ConnectionChannel(connection), binary=binary, permissions=permissions
         )
-        writer = asyncio.create_task(client.run_writer(), name=f"{peer.id} stream writer")
-        try:
-            async for message in connection:
-                self.hub.receive(client, message)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            logger.exception("%s internal error, closing with 1011", peer.id)
-            await connection.close(1011, "internal error")
-        finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            self.hub.disconnect(client)
+        return StreamClientDoor(self.hub, client)
 
 
-def limit_unsent(connection: ServerConnection, limit: int) -> None:
+def limit_unsent(connection: Connection, limit: int) -> None:
     """Let the kernel hold at most ``limit`` bytes not yet sent on the wire (0: no limit).
 
     With TCP_NOTSENT_LOWAT (Linux, macOS) a backlog stays in the transport's buffer, where
@@ -130,11 +123,12 @@ def limit_unsent(connection: ServerConnection, limit: int) -> None:
     throughput on long paths is unaffected.
     """
     option = getattr(socket, "TCP_NOTSENT_LOWAT", None)
-    sock = connection.transport.get_extra_info("socket")
+    transport = connection.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
     if limit <= 0 or option is None or sock is None:
         return
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, option, limit)
 
 
-__all__ = ["BINARY_PARAM", "ConnectionChannel", "StreamDoor", "limit_unsent"]
+__all__ = ["BINARY_PARAM", "ConnectionChannel", "StreamClientDoor", "StreamDoor", "limit_unsent"]
