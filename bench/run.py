@@ -45,9 +45,18 @@ RUN_TIMEOUT = 240.0
 # Closed-loop scenarios push one connection as fast as the server relays, far past the default
 # per-connection frame budget (200/s, a security limit the Node servers do not have); so does
 # the join scenario while it builds its 100,000-edit room. They measure relay cost and join
-# time, so edrys runs them with the budget lifted; latency, idle and stream keep every default.
+# time, so edrys runs them with the budget lifted. The idle scenario opens 5,000 connections
+# from one address, over the connection caps, which it lifts (connection_caps); latency and
+# stream keep every default.
 SATURATING_KINDS = ("fanout", "signal", "join")
 UNLIMITED_RATE = ["--message-rate", "1e9", "--message-burst", "1000000000"]
+
+
+def connection_caps(connections: int) -> list[str]:
+    """Flags that admit ``connections`` clients from one address."""
+    n = str(connections + 100)
+    return ["--max-connections", n, "--max-connections-per-address", n]
+
 
 # Scenario name -> load generator config. "family" picks the reference server.
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -206,6 +215,10 @@ class Run:
         spec = server_spec(self.server, self.cfg["family"], port, a.python, a.src, a.base_src)
         if self.server == "edrys" and self.cfg["kind"] in SATURATING_KINDS:
             spec.argv += UNLIMITED_RATE
+        if self.server == "edrys" and self.cfg["kind"] == "idle":
+            # Every connection comes from 127.0.0.1; the caps (4096, 1024 per address) would
+            # shed most of the 5,000 with 1013.
+            spec.argv += connection_caps(int(self.cfg["connections"]))
         log_path = self.logdir / f"{self.scenario}-{self.server}-{port}.log"
         result: dict[str, Any] = {
             "scenario": self.scenario,

@@ -278,6 +278,21 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
         help="reverse proxy (address or network) whose X-Forwarded-For is believed (repeatable)",
     )
     group.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=_DEFAULTS.max_connections,
+        metavar="N",
+        help="open WebSocket connections; more are closed with 1013 (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-connections-per-address",
+        type=_positive_int,
+        default=_DEFAULTS.max_connections_per_address,
+        metavar="N",
+        help="open WebSocket connections per client address, e.g. a school's NAT address"
+        " (default %(default)s)",
+    )
+    group.add_argument(
         "--message-rate",
         type=_positive_float,
         default=_DEFAULTS.message_rate,
@@ -292,6 +307,13 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
         metavar="FRAMES",
         help="frames a connection may send at once above that average (default %(default)s)",
     )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -398,6 +420,8 @@ def _security_settings(args: argparse.Namespace) -> dict[str, Any]:
         "trusted_proxies": tuple(args.trusted_proxy),
         "tls_cert_file": cert,
         "tls_key_file": key,
+        "max_connections": args.max_connections,
+        "max_connections_per_address": args.max_connections_per_address,
         "message_rate": args.message_rate,
         "message_burst": args.message_burst,
     }

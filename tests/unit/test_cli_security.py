@@ -121,3 +121,15 @@ def test_message_rate_flags_reach_the_settings() -> None:
     assert (defaults["message_rate"], defaults["message_burst"]) == (200.0, 400)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--message-rate", "0"])
+
+
+def test_connection_cap_flags_reach_the_settings() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--max-connections", "9000", "--max-connections-per-address=5000"]
+    )
+    settings = _security_settings(args)
+    assert (settings["max_connections"], settings["max_connections_per_address"]) == (9000, 5000)
+    defaults = _security_settings(build_parser().parse_args(["serve"]))
+    assert (defaults["max_connections"], defaults["max_connections_per_address"]) == (4096, 1024)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--max-connections", "0"])

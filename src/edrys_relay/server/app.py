@@ -2,8 +2,9 @@
 
 ``RelayServer`` owns the hubs and the listening socket. The opening handshake decides the door
 from the request path (``protocol/routing.py``); plain HTTP requests are answered in
-``process_request`` without an upgrade. Each connection then runs one short loop: receive a
-frame, hand it to its hub, close only this connection on a protocol error.
+``process_request`` without an upgrade. Each open connection (``server/connection.py``) then
+hands every complete message to its door (``server/doors.py``, ``server/stream_door.py``),
+which passes it to its hub; a protocol error closes only this connection.
 
 Security (docs/security.md): before the upgrade, a foreign ``Origin`` gets 403 and a missing or
 invalid room token 401; after it, a connection over the total or per-address cap is shed with

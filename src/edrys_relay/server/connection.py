@@ -242,7 +242,11 @@ class Connection(asyncio.BufferedProtocol):
             if self._open_timer is not None:
                 self._open_timer.cancel()
                 self._open_timer = None
-            host.opened(self, request)
+            try:
+                host.opened(self, request)
+            except Exception:
+                logger.exception("%s internal error on open, closing with 1011", self.id)
+                self.close(1011, "internal error")
         else:
             self._expect_close()
         # websockets' parser generator keeps the request alive for the connection's lifetime;
