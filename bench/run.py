@@ -213,9 +213,9 @@ class Run:
         port = free_port()
         a = self.args
         spec = server_spec(self.server, self.cfg["family"], port, a.python, a.src, a.base_src)
-        if self.server == "edrys" and self.cfg["kind"] in SATURATING_KINDS:
+        if self.server.startswith("edrys") and self.cfg["kind"] in SATURATING_KINDS:
             spec.argv += UNLIMITED_RATE
-        if self.server == "edrys" and self.cfg["kind"] == "idle":
+        if self.server.startswith("edrys") and self.cfg["kind"] == "idle":
             # Every connection comes from 127.0.0.1; the caps (4096, 1024 per address) would
             # shed most of the 5,000 with 1013.
             spec.argv += connection_caps(int(self.cfg["connections"]))

@@ -167,7 +167,8 @@ class Connection(asyncio.BufferedProtocol):
     # -- asyncio callbacks --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport (asyncio's or uvloop's; they share no base class with uvloop).
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         self._host.connections.add(self)
         transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
@@ -280,9 +281,22 @@ class Connection(asyncio.BufferedProtocol):
         elif opcode is _PONG:
             self._pong()
 
+    def _takes_messages(self) -> bool:
+        if self._muted:
+            return False
+        ws = self.ws
+        # Data frames parsed in the same read as the peer's close frame came before it: they
+        # count. After our own close frame RFC 6455 still delivers data, but a peer we are
+        # closing resyncs when it reconnects, so it is dropped.
+        return ws.state is _OPEN or ws.close_rcvd_then_sent is True
+
     def _message(self, data: bytes | bytearray | memoryview, text: bool) -> None:
-        if self.ws.state is not _OPEN or self._muted:
-            # After our close frame, RFC 6455 still delivers data; a closing peer resyncs later.
+        if not self._takes_messages():
+            return
+        limit = self.ws.max_message_size
+        if limit is not None and len(data) > limit:
+            # Frames pipelined with the upgrade were parsed under the largest door's limit.
+            self.fail(1009, f"message over {limit} bytes")
             return
         message: str | bytes
         if text:
@@ -316,7 +330,7 @@ class Connection(asyncio.BufferedProtocol):
         self.door = door
         early, self._early = self._early, None
         for message in early or ():
-            if self.ws.state is not _OPEN or self._muted:
+            if not self._takes_messages():
                 break
             self._deliver(door, message)
         if self.transport is not None and not self.transport.is_reading():
