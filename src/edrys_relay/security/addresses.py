@@ -7,6 +7,7 @@ the left of it was written by the client and can be forged).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -21,6 +22,7 @@ def parse_proxies(specs: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(spec, strict=False) for spec in specs)
 
 
+@functools.lru_cache(maxsize=4096)
 def _normal(address: str) -> str | None:
     """The canonical text of an IP address (IPv4-mapped IPv6 as IPv4), or None."""
     try:

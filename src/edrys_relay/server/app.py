@@ -29,6 +29,7 @@ from edrys_relay import __version__
 from edrys_relay.config import Settings
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import (
+    Route,
     SignalingRoute,
     StreamRoute,
     YjsRoute,
@@ -99,6 +100,8 @@ class RelayServer:
         self.static = http.StaticFiles.from_package()
         self.started_at = time.monotonic()
         self.connections: set[Connection] = set()
+        self._routes: dict[Connection, Route] = {}
+        """Routes decided in process_request, until the upgrade completes."""
         self._all_ended: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -210,6 +213,7 @@ class RelayServer:
         except ProtocolError as exc:
             logger.info("refused upgrade to %r: %s", redacted_target(request.path), exc)
             return http.response(400, f"{exc}\n".encode())
+        self._routes[connection] = route
         if not self._origin_allowed(request):
             self.stats.refused_origin += 1
             logger.info("refused upgrade to %r: origin not allowed", redacted_target(request.path))
@@ -256,7 +260,7 @@ class RelayServer:
     # -- open connections (Host) --------------------------------------------------------------
 
     def opened(self, connection: Connection, request: Request) -> None:
-        route = route_request(request.path, max_room_length=self.settings.max_room_name)
+        route = self._routes.pop(connection)
         client = self._client_address(connection, request)
         if not self.counter.admit(client):
             self.stats.shed += 1
@@ -292,6 +296,7 @@ class RelayServer:
 
     def ended(self, connection: Connection) -> None:
         self.connections.discard(connection)
+        self._routes.pop(connection, None)  # a handshake websockets refused after routing
         if connection.client is not None:
             self.counter.release(connection.client)
             logger.info(
@@ -338,6 +343,12 @@ class RelayServer:
         except StoreError:
             logger.exception("%s cannot load room %s, closing with 1011", connection.id, route.room)
             connection.close(1011, "storage unavailable")
+            return
+        except Exception:
+            logger.exception(
+                "%s internal error joining %s, closing with 1011", connection.id, route.room
+            )
+            connection.close(1011, "internal error")
             return
         if not connection.is_open:
             self.rooms.leave(room, connection)

@@ -165,7 +165,9 @@ class Room:
             sender.close(STORAGE_BUSY, "storage busy")
             return
         # Validate before persisting (threats.md V17): a poison update never reaches storage.
-        if not check_update(self._doc, update):
+        # The empty update (every joining client's step 2 when it has nothing new) changes
+        # nothing and needs no parse.
+        if update == yjs.EMPTY_UPDATE or not check_update(self._doc, update):
             self.stats.updates_ignored += 1
             return
         self.stats.updates_applied += 1

@@ -36,22 +36,27 @@ def decode_state_vector(sv: bytes) -> dict[int, int]:
 class TrackedDoc:
     """A pycrdt Doc that reports whether each applied update mattered."""
 
-    __slots__ = ("_changed", "_doc", "_subscription")
+    __slots__ = ("_changed", "_doc", "_state_vector", "_subscription")
 
     def __init__(self) -> None:
         self._doc: pycrdt.Doc[Any] = pycrdt.Doc()
         self._changed = False
+        self._state_vector: bytes | None = None
         self._subscription = self._doc.observe(self._on_transaction)
 
     def _on_transaction(self, _event: pycrdt.TransactionEvent) -> None:
         self._changed = True
+        self._state_vector = None
 
     def close(self) -> None:
         """Remove the change observer: pycrdt 0.14 never frees an observed Doc otherwise."""
         self._doc.unobserve(self._subscription)
 
     def state_vector(self) -> bytes:
-        return bytes(self._doc.get_state())
+        """The document's state vector, cached until a transaction changes the document."""
+        if self._state_vector is None:
+            self._state_vector = bytes(self._doc.get_state())
+        return self._state_vector
 
     def apply(self, update: bytes, parsed: yupdate.ParsedUpdate | None = None) -> bool:
         """Apply an update; True if it changed the document or left content pending.
@@ -64,6 +69,7 @@ class TrackedDoc:
         """
         try:
             self._changed = False
+            self._state_vector = None  # recomputed on demand after any apply
             self._doc.apply_update(update)
         except BaseException as exc:
             if isinstance(exc, _NOT_PANICS):
