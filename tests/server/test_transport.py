@@ -6,6 +6,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 
 from edrys_relay.server.app import RelayServer
+from edrys_relay.server.stream_door import FrameCache
 from edrys_relay.server.transport import frame_message
 from tests.conftest import open_ws, recv_until, wait_for
 from tests.server.ydata import independent_updates
@@ -20,6 +21,18 @@ def test_frame_matches_websockets_serialisation(size: int) -> None:
     assert frame_message(text) == Frame(Opcode.TEXT, text.encode()).serialize(
         mask=False, extensions=[]
     )
+
+
+def test_stream_frames_are_framed_once_per_payload() -> None:
+    cache = FrameCache()
+    jpeg = b"data:image/jpeg;base64," + b"A" * 70000
+    first = cache.frame(jpeg, text=True)
+    assert first == Frame(Opcode.TEXT, jpeg).serialize(mask=False, extensions=[])
+    assert cache.frame(jpeg, text=True) is first  # every viewer gets the same bytes object
+    binary = cache.frame(jpeg, text=False)
+    assert binary == Frame(Opcode.BINARY, jpeg).serialize(mask=False, extensions=[])
+    newer = jpeg[:-1] + b"B"
+    assert cache.frame(newer, text=False) is not binary  # a new payload is framed anew
 
 
 async def test_many_messages_in_one_turn_arrive_in_order(relay: RelayServer) -> None:

@@ -397,16 +397,12 @@ class Connection(asyncio.BufferedProtocol):
             # The close frame would queue behind the backlog it is meant to end: abort.
             self.abort()
 
-    def write_now(self, payload: bytes, *, text: bool) -> None:
-        """Frame and write one message at once, after anything queued (the stream door)."""
-        if self.ws.state is not _OPEN:
+    def write_frame(self, frame: bytes) -> None:
+        """Write one framed message at once, after anything queued (the stream door)."""
+        if self.ws.state is not _OPEN or self.transport is None:
             return
         self.flush()
-        if text:
-            self.ws.send_text(payload)
-        else:
-            self.ws.send_binary(payload)
-        self._send_data()
+        self.transport.write(frame)
 
     # -- closing ------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from edrys_relay.protocol.routing import StreamRoute
 from edrys_relay.server.access import AccessControl
 from edrys_relay.server.connection import Connection
 from edrys_relay.server.streams import StreamClient, StreamHub
+from edrys_relay.server.transport import frame_payload
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +37,11 @@ class ConnectionChannel:
     buffer is at or below the low-water mark.
     """
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_frames")
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, frames: FrameCache) -> None:
         self._conn = connection
+        self._frames = frames
 
     def writable(self) -> bool:
         transport = self._conn.transport
@@ -50,9 +52,9 @@ class ConnectionChannel:
 
     def write(self, payload: bytes, *, text: bool) -> None:
         # Control messages wait in the connection's queue until the end of the loop turn;
-        # write_now() writes them first, so a viewer never sees a frame before the
+        # write_frame() writes them first, so a viewer never sees a frame before the
         # `source-available` that announced it.
-        self._conn.write_now(payload, text=text)
+        self._conn.write_frame(self._frames.frame(payload, text=text))
 
     async def drained(self) -> None:
         await self._conn.drain()
@@ -70,6 +72,23 @@ class ConnectionChannel:
     def buffered(self) -> int:
         transport = self._conn.transport
         return transport.get_write_buffer_size() if transport is not None else 0
+
+
+class FrameCache:
+    """The frame of the newest payload: every viewer is sent the same bytes object, framed once."""
+
+    __slots__ = ("_frame", "_payload", "_text")
+
+    def __init__(self) -> None:
+        self._payload: bytes | None = None
+        self._text = False
+        self._frame = b""
+
+    def frame(self, payload: bytes, *, text: bool) -> bytes:
+        if payload is not self._payload or text is not self._text:
+            self._frame = frame_payload(payload, text=text)
+            self._payload, self._text = payload, text
+        return self._frame
 
 
 class StreamClientDoor:
@@ -96,6 +115,7 @@ class StreamDoor:
     def __init__(self, hub: StreamHub, access: AccessControl | None = None) -> None:
         self.hub = hub
         self.access = access
+        self.frames = FrameCache()
 
     def __call__(
         self, connection: Connection, route: StreamRoute, request: Request
@@ -109,7 +129,10 @@ class StreamDoor:
             # docs/security.md: watching needs a token for the room, sourcing a source token
             permissions = self.access.grants(request)
         client = self.hub.connect(
-            connection, ConnectionChannel(connection), binary=binary, permissions=permissions
+            connection,
+            ConnectionChannel(connection, self.frames),
+            binary=binary,
+            permissions=permissions,
         )
         return StreamClientDoor(self.hub, client)
 
@@ -131,4 +154,11 @@ def limit_unsent(connection: Connection, limit: int) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, option, limit)
 
 
-__all__ = ["BINARY_PARAM", "ConnectionChannel", "StreamClientDoor", "StreamDoor", "limit_unsent"]
+__all__ = [
+    "BINARY_PARAM",
+    "ConnectionChannel",
+    "FrameCache",
+    "StreamClientDoor",
+    "StreamDoor",
+    "limit_unsent",
+]

@@ -22,9 +22,13 @@ _PACK_64 = struct.Struct("!BBQ").pack
 def frame_message(data: bytes | str) -> bytes:
     """One unfragmented, unmasked (server-to-client) WebSocket frame, RFC 6455 §5.2."""
     if isinstance(data, str):
-        payload, head = data.encode(), _TEXT
-    else:
-        payload, head = data, _BINARY
+        return frame_payload(data.encode(), text=True)
+    return frame_payload(data, text=False)
+
+
+def frame_payload(payload: bytes, *, text: bool) -> bytes:
+    """The frame of an already encoded payload (UTF-8 for a text frame)."""
+    head = _TEXT if text else _BINARY
     size = len(payload)
     if size < 126:
         header = bytes((head, size))
@@ -74,4 +78,4 @@ class Outbox:
             peer.flush()
 
 
-__all__ = ["Flushable", "Outbox", "frame_message"]
+__all__ = ["Flushable", "Outbox", "frame_message", "frame_payload"]
