@@ -45,7 +45,7 @@ from edrys_relay.server.access import (
     redacted_target,
     select_subprotocol,
 )
-from edrys_relay.server.connection import Connection, Door
+from edrys_relay.server.connection import READ_BUFFER_SIZE, Connection, Door
 from edrys_relay.server.doors import SignalingDoor, YjsDoor
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter, SecurityStats
 from edrys_relay.server.rooms import Room, RoomHub
@@ -100,6 +100,7 @@ class RelayServer:
         self.static = http.StaticFiles.from_package()
         self.started_at = time.monotonic()
         self.connections: set[Connection] = set()
+        self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
         self._routes: dict[Connection, Route] = {}
         """Routes decided in process_request, until the upgrade completes."""
         self._all_ended: asyncio.Event | None = None

@@ -46,9 +46,8 @@ WRITE_HIGH = 32 * 1024
 """Write-buffer level above which ``drain()`` waits (as websockets' default ``write_limit``)."""
 WRITE_LOW = WRITE_HIGH // 4
 
-_READ_BUFFER = memoryview(bytearray(256 * 1024))
-"""One receive buffer for every connection: callbacks never overlap, and the bytes are copied
-into the parser before the next read (asyncio would allocate a fresh 256 KiB per read)."""
+READ_BUFFER_SIZE = 256 * 1024
+"""Bytes read per ``recv_into`` (asyncio's own read size)."""
 
 _OPEN = State.OPEN
 _CONNECTING = State.CONNECTING
@@ -95,6 +94,10 @@ class Host(Protocol):
     """The largest message of any door; each door then sets its own limit."""
     connections: set[Connection]
     """Every connection from accept to ``connection_lost`` (keepalive, shutdown)."""
+    read_buffer: memoryview
+    """One receive buffer for all of the host's connections (``READ_BUFFER_SIZE``): their
+    callbacks never overlap, and the parser copies the bytes before the next read. asyncio
+    would allocate a fresh 256 KiB object per read instead."""
 
     def process_request(self, connection: Connection, request: Request) -> Response | None:
         """An HTTP answer that ends the request here, or None to accept the upgrade."""
@@ -178,12 +181,12 @@ class Connection(asyncio.BufferedProtocol):
         )
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return _READ_BUFFER
+        return self._host.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         ws = self.ws
         # The parser copies what it is given into its own buffer: a view is enough.
-        ws.receive_data(cast(bytes, _READ_BUFFER[:nbytes]))
+        ws.receive_data(cast(bytes, self._host.read_buffer[:nbytes]))
         events = ws.events_received()
         self._send_data()
         for event in events:
@@ -516,4 +519,4 @@ class Connection(asyncio.BufferedProtocol):
         return f"{peer[0]}:{peer[1]}" if peer else "-"
 
 
-__all__ = ["WRITE_HIGH", "WRITE_LOW", "Connection", "Door", "Host"]
+__all__ = ["READ_BUFFER_SIZE", "WRITE_HIGH", "WRITE_LOW", "Connection", "Door", "Host"]
