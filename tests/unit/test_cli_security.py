@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import stat
 import time
@@ -133,3 +134,16 @@ def test_connection_cap_flags_reach_the_settings() -> None:
     assert (defaults["max_connections"], defaults["max_connections_per_address"]) == (4096, 1024)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--max-connections", "0"])
+
+
+def test_serving_process_tunes_the_garbage_collector() -> None:
+    from edrys_relay.cli import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0  # what imports created is no longer scanned
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
