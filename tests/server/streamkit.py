@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection
 from edrys_relay.protocol.stream import ImageFormat, encode_binary_frame
 from edrys_relay.server.app import RelayServer
 from tests.conftest import open_ws
+from tests.server.wsframes import client_frame, read_frame
 
 
 def fake_jpeg(size: int, seq: int = 0) -> bytes:
@@ -131,27 +132,12 @@ class RawViewer:
 
     def send_frame(self, opcode: int, payload: bytes) -> None:
         """Write one masked, unfragmented frame with any payload, valid or not."""
-        mask = os.urandom(4)
-        header = bytes([0x80 | opcode])
-        n = len(payload)
-        if n < 126:
-            header += bytes([0x80 | n])
-        elif n < 65536:
-            header += bytes([0x80 | 126]) + n.to_bytes(2, "big")
-        else:
-            header += bytes([0x80 | 127]) + n.to_bytes(8, "big")
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(header + mask + masked)
+        self.writer.write(client_frame(opcode, payload))
 
     async def recv(self) -> tuple[int, bytes]:
         """Read one unfragmented frame: (opcode, payload)."""
-        first, second = await self.reader.readexactly(2)
-        length = second & 0x7F
-        if length == 126:
-            length = int.from_bytes(await self.reader.readexactly(2), "big")
-        elif length == 127:
-            length = int.from_bytes(await self.reader.readexactly(8), "big")
-        return first & 0x0F, await self.reader.readexactly(length)
+        _fin, opcode, payload = await read_frame(self.reader)
+        return opcode, payload
 
     async def recv_message(self) -> str | bytes:
         """The next text or binary message, skipping pings."""

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import os
 import sys
 import tracemalloc
 from pathlib import Path
@@ -26,26 +25,11 @@ from edrys_relay.server.app import RelayServer
 from edrys_relay.server.connection import Connection
 from edrys_relay.server.rooms import Room
 from tests.conftest import StartRelay, open_ws, recv_until, wait_for
+from tests.server.wsframes import BINARY, CLOSE, CONT, PING, PONG, TEXT, client_frame, read_frame
 from tests.server.ydata import text_updates
-
-TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
 STEP1_EMPTY = yjs.encode_sync_step1(yjs.EMPTY_STATE_VECTOR)
 STEP2_EMPTY = yjs.encode_sync_step2(yjs.EMPTY_UPDATE)
-
-
-def client_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
-    """One masked client frame (RFC 6455 §5.2, §5.3), any payload, valid or not."""
-    mask = os.urandom(4)
-    n = len(payload)
-    header = bytes([(0x80 if fin else 0) | opcode])
-    if n < 126:
-        header += bytes([0x80 | n])
-    elif n < 65536:
-        header += bytes([0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        header += bytes([0x80 | 127]) + n.to_bytes(8, "big")
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def fragments(opcode: int, pieces: list[bytes]) -> list[bytes]:
@@ -120,14 +104,9 @@ class RawClient:
     async def recv_frame(self) -> tuple[int, bytes]:
         """One server frame (server frames are unmasked and never fragmented here)."""
         async with asyncio.timeout(5):
-            first, second = await self.reader.readexactly(2)
-            assert first & 0x80, "the server fragmented a message"
-            length = second & 0x7F
-            if length == 126:
-                length = int.from_bytes(await self.reader.readexactly(2), "big")
-            elif length == 127:
-                length = int.from_bytes(await self.reader.readexactly(8), "big")
-            return first & 0x0F, await self.reader.readexactly(length)
+            fin, opcode, payload = await read_frame(self.reader)
+            assert fin, "the server fragmented a message"
+            return opcode, payload
 
     async def recv(self) -> str | bytes:
         """The next text or binary message; fails on a close frame."""

@@ -411,19 +411,17 @@ class Connection(asyncio.BufferedProtocol):
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the TCP connection is cut if it does not complete."""
-        if self.ws.state is not _OPEN:
-            return
-        self.flush()
-        self.ws.send_close(code, reason)
-        self._send_data()
-        self._expect_close()
+        self._end(self.ws.send_close, code, reason)
 
     def fail(self, code: int, reason: str) -> None:
         """Close without waiting for the peer's close frame (RFC 6455 §7.1.7)."""
+        self._end(self.ws.fail, code, reason)
+
+    def _end(self, send_close: Callable[[int, str], None], code: int, reason: str) -> None:
         if self.ws.state is not _OPEN:
             return
-        self.flush()
-        self.ws.fail(code, reason)
+        self.flush()  # what was queued before the close frame still goes out
+        send_close(code, reason)
         self._send_data()
         self._expect_close()
 
