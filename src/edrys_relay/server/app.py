@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -31,7 +30,6 @@ from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import (
     Route,
     SignalingRoute,
-    StreamRoute,
     YjsRoute,
     route_request,
 )
@@ -45,7 +43,7 @@ from edrys_relay.server.access import (
     redacted_target,
     select_subprotocol,
 )
-from edrys_relay.server.connection import READ_BUFFER_SIZE, Connection, Door
+from edrys_relay.server.connection import READ_BUFFER_SIZE, Connection
 from edrys_relay.server.doors import SignalingDoor, YjsDoor
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter, SecurityStats
 from edrys_relay.server.rooms import Room, RoomHub
@@ -108,7 +106,7 @@ class RelayServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._joins: set[asyncio.Task[None]] = set()
         self.streams = StreamHub(settings)
-        self._stream_door: StreamOpener | None = StreamDoor(self.streams, self.access)
+        self.stream_door = StreamDoor(self.streams, self.access)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -200,10 +198,6 @@ class RelayServer:
             for connection in list(self.connections):
                 connection.keepalive()
 
-    def set_stream_handler(self, opener: StreamOpener | None) -> None:
-        """Replace the ``/stream`` door (None: refuse stream connections with 1008)."""
-        self._stream_door = opener
-
     # -- HTTP and the opening handshake (Host) ------------------------------------------------
 
     def process_request(self, connection: Connection, request: Request) -> Response | None:
@@ -289,11 +283,9 @@ class RelayServer:
                     stats=self.stats,
                 )
             )
-        elif self._stream_door is not None:
-            logger.info("%s open stream from %s", connection.id, address)
-            connection.attach(self._stream_door(connection, route, request))
         else:
-            connection.close(1008, "stream relay not enabled")
+            logger.info("%s open stream from %s", connection.id, address)
+            connection.attach(self.stream_door(connection, route, request))
 
     def ended(self, connection: Connection) -> None:
         self.connections.discard(connection)
@@ -393,8 +385,4 @@ class RelayServer:
         connection.expiry = asyncio.get_running_loop().call_later(delay, expire)
 
 
-StreamOpener = Callable[[Connection, StreamRoute, Request], Door]
-"""Builds the door of one ``/stream`` connection (``server/stream_door.py``)."""
-
-
-__all__ = ["SERVICE_RESTART", "TRY_AGAIN_LATER", "RelayServer", "StreamOpener"]
+__all__ = ["SERVICE_RESTART", "TRY_AGAIN_LATER", "RelayServer"]

@@ -140,6 +140,8 @@ class Connection(asyncio.BufferedProtocol):
     def __init__(self, host: Host) -> None:
         self._host = host
         self.id = f"c{next(_ids)}"
+        # No extensions are offered, so permessage-deflate is never negotiated: it would cost
+        # one compression per receiver of every broadcast (docs/performance.md).
         self.ws = ServerProtocol(
             select_subprotocol=host.select_subprotocol,
             max_size=host.max_message_size,
