@@ -498,3 +498,30 @@ async def test_idle_connections_stay_small(relay: RelayServer) -> None:
                 await proc.wait()
     per_connection = grown / n
     assert per_connection < IDLE_BOUND, f"{per_connection:.0f} B per idle connection"
+
+
+def live_connections() -> int:
+    return sum(1 for obj in gc.get_objects() if type(obj) is Connection)
+
+
+async def test_connections_that_come_and_go_leave_nothing_behind(relay: RelayServer) -> None:
+    gc.collect()
+    before = live_connections()
+    for i in range(60):
+        path = ("/churn-a", "/churn-b", "/", "/stream")[i % 4]
+        async with await open_ws(relay, path) as ws:
+            if path.startswith("/churn"):
+                await ws.recv()  # the greeting: the room door was attached
+            else:
+                await ws.send('{"type":"ping"}')
+                await ws.recv()
+    await wait_for(lambda: not relay.connections and relay.counter.total == 0)
+    assert not relay._routes
+    assert relay.rooms.connection_count == 0 and not relay.topics.subscriptions
+    assert relay.streams.connection_count == 0
+
+    def all_freed() -> bool:  # a stream door's writer task ends one loop turn after the close
+        gc.collect()
+        return live_connections() == before
+
+    await wait_for(all_freed)
