@@ -516,7 +516,7 @@ async def test_connections_that_come_and_go_leave_nothing_behind(relay: RelaySer
                 await ws.send('{"type":"ping"}')
                 await ws.recv()
     await wait_for(lambda: not relay.connections and relay.counter.total == 0)
-    assert not relay._routes
+    assert not relay._admitted
     assert relay.rooms.connection_count == 0 and not relay.topics.subscriptions
     assert relay.streams.connection_count == 0
 

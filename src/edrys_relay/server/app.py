@@ -99,8 +99,8 @@ class RelayServer:
         self.started_at = time.monotonic()
         self.connections: set[Connection] = set()
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
-        self._routes: dict[Connection, Route] = {}
-        """Routes decided in process_request, until the upgrade completes."""
+        self._admitted: dict[Connection, tuple[Route, Grants]] = {}
+        """Route and verified tokens of upgrades process_request let through, until they open."""
         self._all_ended: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -208,15 +208,16 @@ class RelayServer:
         except ProtocolError as exc:
             logger.info("refused upgrade to %r: %s", redacted_target(request.path), exc)
             return http.response(400, f"{exc}\n".encode())
-        self._routes[connection] = route
         if not self._origin_allowed(request):
             self.stats.refused_origin += 1
             logger.info("refused upgrade to %r: origin not allowed", redacted_target(request.path))
             return http.response(403, b"origin not allowed\n")
-        if not self.access.admits(route, self.access.grants(request)):
+        grants = self.access.grants(request)
+        if not self.access.admits(route, grants):
             self.stats.refused_token += 1
             logger.info("refused upgrade to %r: no valid token", redacted_target(request.path))
             return http.response(401, b"a valid room token is required\n")
+        self._admitted[connection] = (route, grants)
         return None
 
     def _origin_allowed(self, request: Request) -> bool:
@@ -255,7 +256,7 @@ class RelayServer:
     # -- open connections (Host) --------------------------------------------------------------
 
     def opened(self, connection: Connection, request: Request) -> None:
-        route = self._routes.pop(connection)
+        route, grants = self._admitted.pop(connection)
         client = self._client_address(connection, request)
         if not self.counter.admit(client):
             self.stats.shed += 1
@@ -265,7 +266,6 @@ class RelayServer:
             connection.close(TRY_AGAIN_LATER, "try again later")
             return
         connection.client = client
-        grants = self.access.grants(request)
         self._close_on_expiry(connection, grants)
         address = connection.remote_address
         if isinstance(route, YjsRoute):
@@ -285,11 +285,11 @@ class RelayServer:
             )
         else:
             logger.info("%s open stream from %s", connection.id, address)
-            connection.attach(self.stream_door(connection, route, request))
+            connection.attach(self.stream_door(connection, route, grants))
 
     def ended(self, connection: Connection) -> None:
         self.connections.discard(connection)
-        self._routes.pop(connection, None)  # a handshake websockets refused after routing
+        self._admitted.pop(connection, None)  # a handshake websockets refused after ours
         if connection.client is not None:
             self.counter.release(connection.client)
             logger.info(

@@ -14,10 +14,8 @@ import contextlib
 import logging
 import socket
 
-from websockets.http11 import Request
-
 from edrys_relay.protocol.routing import StreamRoute
-from edrys_relay.server.access import AccessControl
+from edrys_relay.server.access import AccessControl, Grants
 from edrys_relay.server.connection import Connection
 from edrys_relay.server.streams import StreamClient, StreamHub
 from edrys_relay.server.transport import frame_payload
@@ -118,16 +116,14 @@ class StreamDoor:
         self.frames = FrameCache()
 
     def __call__(
-        self, connection: Connection, route: StreamRoute, request: Request
+        self, connection: Connection, route: StreamRoute, grants: Grants
     ) -> StreamClientDoor:
         settings = self.hub.settings
         connection.ws.max_message_size = settings.stream_max_message
         limit_unsent(connection, settings.stream_kernel_unsent)
         binary = route.params.get(BINARY_PARAM, "").lower() in _TRUE
-        permissions = None
-        if self.access is not None and self.access.enabled:
-            # docs/security.md: watching needs a token for the room, sourcing a source token
-            permissions = self.access.grants(request)
+        # docs/security.md: watching needs a token for the room, sourcing a source token
+        permissions = grants if self.access is not None and self.access.enabled else None
         client = self.hub.connect(
             connection,
             ConnectionChannel(connection, self.frames),
