@@ -23,6 +23,7 @@ from edrys_relay.protocol.awareness import (
     encode_awareness_update,
 )
 from edrys_relay.protocol.errors import ProtocolError
+from edrys_relay.protocol.ydoc import TrackedDoc
 from edrys_relay.protocol.yupdate import (
     diff_update,
     merge_updates,
@@ -30,7 +31,6 @@ from edrys_relay.protocol.yupdate import (
     state_vector_from_update,
     update_extent,
 )
-from edrys_relay.server.ydoc import TrackedDoc
 
 Target = Callable[[bytes], None]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from edrys_relay.protocol import yupdate
 from edrys_relay.protocol.routing import RoomName
-from edrys_relay.server.ydoc import TrackedDoc, check_update, replay
+from edrys_relay.protocol.ydoc import TrackedDoc, check_update, replay
 from edrys_relay.storage.base import Record, Store
 
 

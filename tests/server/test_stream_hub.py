@@ -8,7 +8,7 @@ import json
 
 from edrys_relay.config import Settings
 from edrys_relay.protocol.stream import RelayFrame
-from edrys_relay.server.streams import StreamClient, StreamHub, TokenBucket
+from edrys_relay.server.streams import StreamClient, StreamHub
 from tests.conftest import wait_for
 
 
@@ -145,14 +145,25 @@ async def test_a_viewer_that_never_drains_cannot_even_be_pinged_and_is_dropped()
     hub.disconnect(stuck)
 
 
-def test_token_bucket_allows_bursts_then_the_rate() -> None:
+async def test_source_frames_over_the_rate_are_dropped_bursts_of_one_second_allowed() -> None:
     now = [0.0]
-    bucket = TokenBucket(10.0, lambda: now[0])
-    assert sum(bucket.take() for _ in range(50)) == 10
+    hub = StreamHub(Settings(stream_max_source_fps=10.0), clock=lambda: now[0])
+    source = connect(hub, "s")
+    hub.receive(source, '{"type":"register-source","roomId":"r"}')
+
+    def send_burst(count: int) -> int:
+        before = hub.stats.frames_in
+        for seq in range(count):
+            hub.receive(source, frame(seq % 250).as_json().decode())
+        return hub.stats.frames_in - before
+
+    assert send_burst(50) == 10
     now[0] += 0.5
-    assert sum(bucket.take() for _ in range(50)) == 5
+    assert send_burst(50) == 5
     now[0] += 100.0
-    assert sum(bucket.take() for _ in range(50)) == 10
+    assert send_burst(50) == 10  # the burst is one second's worth, however long the pause
+    assert hub.stats.frames_rate_limited == 125
+    hub.disconnect(source)
 
 
 async def test_big_messages_from_non_sources_are_not_parsed() -> None:

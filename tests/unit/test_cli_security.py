@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from edrys_relay.cli import _security_settings, build_parser, main, parse_ttl
+from edrys_relay.cli import build_parser, main
+from edrys_relay.cli.serve import security_settings
+from edrys_relay.cli.token import parse_ttl
 from edrys_relay.security.tokens import Role, TokenSigner
 from edrys_relay.server import tls
 
@@ -116,9 +118,9 @@ def test_message_rate_flags_reach_the_settings() -> None:
     args = build_parser().parse_args(
         ["serve", "--message-rate", "500", "--message-burst=1000", "--store", "memory"]
     )
-    assert _security_settings(args)["message_rate"] == 500.0
-    assert _security_settings(args)["message_burst"] == 1000
-    defaults = _security_settings(build_parser().parse_args(["serve"]))
+    assert security_settings(args)["message_rate"] == 500.0
+    assert security_settings(args)["message_burst"] == 1000
+    defaults = security_settings(build_parser().parse_args(["serve"]))
     assert (defaults["message_rate"], defaults["message_burst"]) == (200.0, 400)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--message-rate", "0"])
@@ -128,16 +130,16 @@ def test_connection_cap_flags_reach_the_settings() -> None:
     args = build_parser().parse_args(
         ["serve", "--max-connections", "9000", "--max-connections-per-address=5000"]
     )
-    settings = _security_settings(args)
+    settings = security_settings(args)
     assert (settings["max_connections"], settings["max_connections_per_address"]) == (9000, 5000)
-    defaults = _security_settings(build_parser().parse_args(["serve"]))
+    defaults = security_settings(build_parser().parse_args(["serve"]))
     assert (defaults["max_connections"], defaults["max_connections_per_address"]) == (4096, 1024)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--max-connections", "0"])
 
 
 def test_serving_process_tunes_the_garbage_collector() -> None:
-    from edrys_relay.cli import GC_THRESHOLDS, tune_gc
+    from edrys_relay.cli.serve import GC_THRESHOLDS, tune_gc
 
     before = gc.get_threshold()
     try:

@@ -1,6 +1,7 @@
 """The ``/stream`` flags of ``edrys-relay serve`` map onto Settings."""
 
-from edrys_relay.cli import build_parser, stream_settings
+from edrys_relay.cli import build_parser
+from edrys_relay.cli.serve import stream_settings
 from edrys_relay.config import Settings
 
 

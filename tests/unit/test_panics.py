@@ -10,7 +10,7 @@ import pycrdt
 import pytest
 
 from edrys_relay.protocol.errors import InvalidPayload
-from edrys_relay.server.ydoc import TrackedDoc
+from edrys_relay.protocol.ydoc import TrackedDoc
 
 
 class PanicException(BaseException):

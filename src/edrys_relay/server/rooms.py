@@ -1,7 +1,7 @@
 """Yjs rooms behind the y-websocket door (protocols.md §2.3), durable (design.md "Durability").
 
 A room keeps a pycrdt document used only to validate updates, its committed history (a merged
-record plus the writers' original updates, protocols.md §2.9, ``server/history.py``) and the
+record plus the writers' original updates, protocols.md §2.9, ``protocol/history.py``) and the
 awareness states of its clients.
 
 Durability contract: an update is relayed to the other connections only after the store has
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edrys_relay.config import Settings
-from edrys_relay.protocol import yjs, yupdate
+from edrys_relay.protocol import history, yjs, yupdate
 from edrys_relay.protocol.awareness import (
     AwarenessEntry,
     AwarenessStates,
@@ -36,11 +36,10 @@ from edrys_relay.protocol.awareness import (
     encode_awareness_update,
 )
 from edrys_relay.protocol.errors import ProtocolError
+from edrys_relay.protocol.history import RoomHistory
 from edrys_relay.protocol.routing import RoomName
-from edrys_relay.server import history
-from edrys_relay.server.history import RoomHistory
+from edrys_relay.protocol.ydoc import TrackedDoc, check_update, replay
 from edrys_relay.server.peer import Peer
-from edrys_relay.server.ydoc import TrackedDoc, check_update, replay
 from edrys_relay.storage.base import Record, StoreError
 from edrys_relay.storage.writer import StoreWriter
 

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from edrys_relay.config import Settings
 from edrys_relay.protocol import stream
+from edrys_relay.security.ratelimit import TokenBucket
 from edrys_relay.server.peer import Peer
 
 logger = logging.getLogger(__name__)
@@ -182,27 +183,6 @@ class StreamStats:
     """``register-source``/``join-room`` refused for lack of a room token (access control)."""
 
 
-class TokenBucket:
-    """At most ``rate`` events per second on average, with bursts of up to ``rate`` events."""
-
-    __slots__ = ("_clock", "_last", "_rate", "_tokens")
-
-    def __init__(self, rate: float, clock: Clock) -> None:
-        self._rate = rate
-        self._clock = clock
-        self._tokens = max(rate, 1.0)
-        self._last = clock()
-
-    def take(self) -> bool:
-        now = self._clock()
-        self._tokens = min(max(self._rate, 1.0), self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
-
-
 class StreamHub:
     """All ``/stream`` clients and rooms of one server."""
 
@@ -305,7 +285,8 @@ class StreamHub:
         room = self._move(client, room_id)
         room.source = client
         client.source_of = room
-        self._buckets[client] = TokenBucket(self.settings.stream_max_source_fps, self._clock)
+        fps = self.settings.stream_max_source_fps
+        self._buckets[client] = TokenBucket(fps, max(fps, 1.0), self._clock())
         logger.info("%s is the stream source of room %s", client.peer.id, room_id)
         client.peer.send(stream.encode_source_registered(room_id))
         self._tell_room(room, stream.encode_source_available(room_id), but=client)
@@ -342,7 +323,7 @@ class StreamHub:
         if room is None or room.source is not client:
             self.stats.messages_ignored += 1  # frames from non-sources are ignored (§3.2)
             return
-        if not self._buckets[client].take():
+        if not self._buckets[client].take(self._clock()):
             self.stats.frames_rate_limited += 1
             return
         self.stats.frames_in += 1

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from edrys_relay.protocol.history import Record
 from edrys_relay.protocol.routing import RoomName
 
 
@@ -26,14 +27,6 @@ class StoreError(Exception):
 
 class SchemaTooNew(StoreError):
     """The data was written by a newer edrys-relay; refuse it rather than mangle it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    seq: int
-    update: bytes
-    merged: bool = False
-    """True for a compacted record that stands for several earlier ones."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edrys_relay.protocol import yjs, yupdate
-from edrys_relay.storage.base import Record
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One entry of a room's committed history, as storage keeps it (``storage/base.py``)."""
+
+    seq: int
+    update: bytes
+    merged: bool = False
+    """True for a compacted record that stands for several earlier ones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,4 +107,4 @@ class RoomHistory:
         self.size_bytes = len(merged.data) + sum(len(record.update) for record in self._tail)
 
 
-__all__ = ["CompactionJob", "RoomHistory", "merge"]
+__all__ = ["CompactionJob", "Record", "RoomHistory", "merge"]

@@ -14,23 +14,10 @@ import pycrdt
 
 from edrys_relay.protocol import yupdate
 from edrys_relay.protocol.errors import InvalidPayload, MalformedMessage, ProtocolError
-from edrys_relay.protocol.lib0 import Decoder
-from edrys_relay.storage.base import Record
+from edrys_relay.protocol.history import Record
 
 # pyo3 turns Rust panics into PanicException, which derives from BaseException (threats.md V4).
 _NOT_PANICS = (KeyboardInterrupt, SystemExit, GeneratorExit)
-
-
-def decode_state_vector(sv: bytes) -> dict[int, int]:
-    decoder = Decoder(sv)
-    count = decoder.read_var_uint()
-    if count > decoder.remaining:
-        raise InvalidPayload("state vector count exceeds its size")
-    result = {}
-    for _ in range(count):
-        client = decoder.read_var_uint()
-        result[client] = decoder.read_var_uint()
-    return result
 
 
 class TrackedDoc:
@@ -78,7 +65,7 @@ class TrackedDoc:
         if self._changed:
             return True
         # Rare path (duplicates, pending content): does the update reach past our state?
-        doc_sv = decode_state_vector(self.state_vector())
+        doc_sv = yupdate.decode_state_vector(self.state_vector())
         extent = yupdate.update_extent(update if parsed is None else parsed)
         return any(clock > doc_sv.get(client, 0) for client, clock in extent.items())
 
@@ -120,4 +107,4 @@ def replay(records: list[Record]) -> tuple[TrackedDoc, list[Record], list[Record
     return doc, good, bad
 
 
-__all__ = ["TrackedDoc", "check_update", "decode_state_vector", "replay"]
+__all__ = ["TrackedDoc", "check_update", "replay"]
