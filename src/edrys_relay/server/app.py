@@ -43,6 +43,7 @@ from edrys_relay.server.access import (
     redacted_target,
     select_subprotocol,
 )
+from edrys_relay.server.bus import LocalBus, RoomBus
 from edrys_relay.server.connection import READ_BUFFER_SIZE, Connection
 from edrys_relay.server.doors import SignalingDoor, YjsDoor
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter, SecurityStats
@@ -73,8 +74,8 @@ class RelayServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.writer = StoreWriter(lambda: open_store(settings))
-        self.rooms = RoomHub(settings, self.writer)
+        self.bus: RoomBus = LocalBus(StoreWriter(lambda: open_store(settings)))
+        self.rooms = RoomHub(settings, self.bus)
         self.access = AccessControl(settings)
         self.stats = SecurityStats()
         self.counter = ConnectionCounter(
@@ -115,7 +116,7 @@ class RelayServer:
         ssl_context = None
         if s.tls_cert_file is not None and s.tls_key_file is not None:
             ssl_context = tls.server_context(s.tls_cert_file, s.tls_key_file)
-        await self.writer.__aenter__()
+        await self.bus.start()
         try:
             loop = asyncio.get_running_loop()
             self._server = await loop.create_server(
@@ -127,7 +128,7 @@ class RelayServer:
                 backlog=LISTEN_BACKLOG,
             )
         except BaseException:
-            await self.writer.aclose()
+            await self.bus.aclose()
             raise
         self.started_at = time.monotonic()
         self._tasks = [asyncio.create_task(self._sweep_forever(), name="sweeper")]
@@ -149,7 +150,7 @@ class RelayServer:
             await self._close_connections()
         finally:
             await self.rooms.aclose()
-            await self.writer.aclose()
+            await self.bus.aclose()
 
     async def _close_connections(self) -> None:
         for task in self._tasks:
