@@ -74,7 +74,13 @@ class RelayServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.bus: RoomBus = LocalBus(StoreWriter(lambda: open_store(settings)))
+        self.bus: RoomBus
+        if settings.redis_url is not None:
+            from edrys_relay.cluster.bus import RedisBus
+
+            self.bus = RedisBus(settings, settings.redis_url)
+        else:
+            self.bus = LocalBus(StoreWriter(lambda: open_store(settings)))
         self.rooms = RoomHub(settings, self.bus)
         self.access = AccessControl(settings)
         self.stats = SecurityStats()

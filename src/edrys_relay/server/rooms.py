@@ -31,11 +31,13 @@ from typing import Any
 from edrys_relay.config import Settings
 from edrys_relay.protocol import yjs, yupdate
 from edrys_relay.protocol.awareness import (
+    AwarenessChange,
     AwarenessEntry,
     AwarenessStates,
     decode_awareness_update,
     encode_awareness_update,
 )
+from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.history import RoomHistory
 from edrys_relay.protocol.routing import RoomName
 from edrys_relay.protocol.ydoc import TrackedDoc, check_update, replay
@@ -58,9 +60,13 @@ class RoomStats:
     messages_ignored: int = 0
 
 
+REMOTE_AWARENESS_ENTRIES = 4096
+"""Entries in one awareness update from another node (its answer lists all its clients)."""
+
+
 @dataclass(slots=True)
 class _PendingUpdate:
-    sender: Peer
+    sender: Peer | None
     update: bytes
     frame: bytes | None
     seq: int | None = None
@@ -253,6 +259,54 @@ class Room:
         # Encode once, write the same bytes to every connection (design.md "hot path").
         for peer in list(self.peers):
             peer.send(message)
+
+    # -- what a bus shared with other processes delivers -------------------------------------
+
+    def deliver(self, seq: int, update: bytes) -> None:
+        """An update another process appended, already durable: apply, keep and relay it."""
+        try:
+            changed = check_update(self._doc, update)
+        except ProtocolError as exc:
+            logger.error("room %s: refused update %d from the bus: %s", self.name, seq, exc)
+            return
+        if changed:
+            self._outbox.append(_PendingUpdate(None, update, None, seq))
+            self._drain()
+
+    def catch_up(self, seq: int, merged: yupdate.ParsedUpdate) -> None:
+        """Take a merged record made elsewhere that covers every record up to ``seq``.
+
+        Whatever it holds that this process has not seen (records trimmed before they were
+        read) is delivered first, so no connection misses content.
+        """
+        missing = yupdate.diff_update(merged, self._doc.state_vector())
+        if missing != yupdate.EMPTY_UPDATE:
+            self.deliver(seq, missing)
+        self.history.compacted_through(seq, merged)
+
+    def hear_awareness(self, update: bytes) -> AwarenessChange:
+        """Awareness changes from another process: apply them, tell this process's clients."""
+        entries = decode_awareness_update(
+            update,
+            max_entries=REMOTE_AWARENESS_ENTRIES,
+            max_state_bytes=self._settings.max_awareness_state,
+        )
+        change = self.awareness.apply(entries, self._clock())
+        if change:
+            self.send_awareness(encode_awareness_update(change.entries))
+        return change
+
+    def drop_awareness(self, client_ids: set[int]) -> None:
+        """Remove states another process spoke for (it is gone) and tell this process's clients."""
+        removals = self.awareness.remove(client_ids)
+        if removals:
+            self.send_awareness(encode_awareness_update(removals))
+
+    def local_awareness(self) -> bytes | None:
+        """The states this process's connections control, as one awareness update."""
+        controlled = set().union(*self.peers.values())
+        entries = [e for e in self.awareness.snapshot() if e.client_id in controlled]
+        return encode_awareness_update(entries) if entries else None
 
     @property
     def update_count(self) -> int:
