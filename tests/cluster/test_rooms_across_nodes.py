@@ -43,3 +43,28 @@ async def test_clients_on_two_nodes_converge_and_a_late_joiner_keeps_key_order(
     await open_client(node, b, "late", "lab")
     assert await node.call("map_get_json", name="late", key="config") == writer_json
     assert await node.call("text_get", name="late") == text
+
+
+async def test_awareness_crosses_nodes_and_a_dead_nodes_clients_go_before_the_timeout(
+    cluster: Cluster, node: NodeAgent
+) -> None:
+    a, b = await cluster.start(2)
+    await open_client(node, a, "x", "aw")
+    state = {"user": {"id": "x1", "name": "Ada", "zeta": 1, "alpha": 2}}
+    x_id = await node.call("awareness_set", name="x", state=state)
+    # y's node loads the room only now: it asks the other nodes for their clients' states
+    await open_client(node, b, "y", "aw")
+    states = await node.until("awareness_states", lambda s: x_id in dict(s), name="y")
+    assert dict(states)[x_id] == state
+    y_id = await node.call("awareness_set", name="y", state={"user": {"name": "Bo"}})
+    await node.until("awareness_states", lambda s: y_id in dict(s), name="x")
+    await node.call("close", name="x")
+    await node.until("awareness_states", lambda s: x_id not in dict(s), name="y")
+
+    await open_client(node, a, "z", "aw")
+    z_id = await node.call("awareness_set", name="z", state={"user": {"name": "Cy"}})
+    await node.until("awareness_states", lambda s: z_id in dict(s), name="y")
+    await a.kill()  # no removal is ever sent for z
+    # Clients drop silent peers themselves after 30 s; the node heartbeat is faster.
+    await node.until("awareness_states", lambda s: z_id not in dict(s), name="y", timeout_s=20)
+    assert y_id in dict(await node.call("awareness_states", name="y"))
