@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from edrys_relay.cluster import keys
+from edrys_relay.cluster.relays import SignalingRelay, StreamRelay
 from edrys_relay.cluster.worker import CompactionWorker
 from edrys_relay.config import Settings
 from edrys_relay.protocol import yupdate
@@ -42,6 +43,8 @@ from edrys_relay.storage.writer import Committed
 
 if TYPE_CHECKING:
     from edrys_relay.server.rooms import Room
+    from edrys_relay.server.streams import StreamHub
+    from edrys_relay.server.topics import TopicHub
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +132,13 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[Any]] = set()
         self.worker = CompactionWorker(settings, self._redis, self.node, self.request_compaction)
+        self._relays: list[SignalingRelay | StreamRelay] = []
+
+    def relay_hubs(self, topics: TopicHub, streams: StreamHub) -> None:
+        """Carry signaling publishes and stream frames across nodes too (``relays.py``)."""
+        topics.relay = signaling = SignalingRelay(self._redis, self.node, topics)
+        streams.relay = frames = StreamRelay(self._redis, self.node, streams)
+        self._relays = [signaling, frames]
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -138,6 +148,8 @@ class RedisBus:
             await self._redis.ping()
             await self._redis.set(keys.node_key(self.node), b"1", px=HEARTBEAT_TTL_MS)
             await self.worker.prepare()
+            for relay in self._relays:
+                await relay.start()
         except (RedisError, OSError) as exc:
             await self._close_clients()
             raise StoreError(f"cannot use Redis: {exc}") from exc
@@ -160,6 +172,8 @@ class RedisBus:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._spawned, return_exceptions=True)
         self._tasks = []
+        for relay in self._relays:
+            await relay.aclose()
         with contextlib.suppress(RedisError, OSError):  # else the key expires by itself
             await self._redis.delete(keys.node_key(self.node))
         await self._close_clients()

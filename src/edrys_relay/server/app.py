@@ -78,7 +78,7 @@ class RelayServer:
         if settings.redis_url is not None:
             from edrys_relay.cluster.bus import RedisBus
 
-            self.bus = RedisBus(settings, settings.redis_url)
+            self.bus = redis_bus = RedisBus(settings, settings.redis_url)
         else:
             self.bus = LocalBus(StoreWriter(lambda: open_store(settings)))
         self.rooms = RoomHub(settings, self.bus)
@@ -113,6 +113,8 @@ class RelayServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._joins: set[asyncio.Task[None]] = set()
         self.streams = StreamHub(settings)
+        if settings.redis_url is not None:
+            redis_bus.relay_hubs(self.topics, self.streams)
         self.stream_door = StreamDoor(self.streams, self.access)
 
     # -- lifecycle ----------------------------------------------------------------------------
