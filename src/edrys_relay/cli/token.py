@@ -25,8 +25,9 @@ append to a classroom link; each carries the token in its path:
   link websocket: #comm=... suffix that selects WebSocket mode with this server
   link webrtc:    #comm=... suffix that selects WebRTC mode with this server
 Anyone who has these lines has the token until it expires. Give pupils --read-only tokens
-(enforced in WebSocket mode only). The stream door checks the roomId a module sends, which
-in Edrys-Lite is the classroom id without the owner hash: mint stream tokens for that id.
+(enforced in WebSocket mode only). ROOM is Edrys-Lite's room name: the classroom id, or
+<id><hash> for a link ?/classroom/<id>/<owner>/<hash>. The stream door checks the roomId a
+module sends, the classroom id without <hash>: mint stream tokens for that id.
 
 examples:
   EDRYS_RELAY_SECRET=... edrys-relay token ROOM --ttl 2h
