@@ -399,7 +399,10 @@ def _print_banner(settings: Settings, port: int) -> None:
     if settings.host in ("0.0.0.0", "::", ""):
         lines.append("(other machines: use this machine's address instead of localhost)")
     if settings.auth_secrets:
-        lines.append("access control on: clients need a room token (edrys-relay token ROOM)")
+        lines.append(
+            "access control on: clients need a room token; URLs and links that carry one:"
+            f" edrys-relay token ROOM --server {ws_url}"
+        )
     if settings.allowed_origins:
         lines.append(f"allowed origins: {', '.join(settings.allowed_origins)}")
     print("\n".join(lines), flush=True)

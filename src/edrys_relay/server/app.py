@@ -35,12 +35,12 @@ from edrys_relay.protocol.routing import (
 )
 from edrys_relay.security.addresses import client_address, parse_proxies
 from edrys_relay.security.origins import origin_allowed
+from edrys_relay.security.redaction import redacted_target
 from edrys_relay.server import http, tls
 from edrys_relay.server.access import (
     AccessControl,
     Grants,
     RedactingLogger,
-    redacted_target,
     select_subprotocol,
 )
 from edrys_relay.server.bus import LocalBus, RoomBus
@@ -221,7 +221,7 @@ class RelayServer:
             self.stats.refused_origin += 1
             logger.info("refused upgrade to %r: origin not allowed", redacted_target(request.path))
             return http.response(403, b"origin not allowed\n")
-        grants = self.access.grants(request)
+        grants = self.access.grants(request, route)
         if not self.access.admits(route, grants):
             self.stats.refused_token += 1
             logger.info("refused upgrade to %r: no valid token", redacted_target(request.path))
