@@ -28,6 +28,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -77,12 +78,16 @@ class Setup:
         self.args = args
         self.work = work
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.names: list[str] = []
         self.ports: list[int] = []
+        self.redis_port: int | None = None
+        self.spies: list[subprocess.Popen[bytes]] = []
 
     def _spawn(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.work)
         self.procs.append(proc)
+        self.names.append(log.stem)
         return proc
 
     async def start(self) -> None:
@@ -108,6 +113,7 @@ class Setup:
                 self.work / "redis.log",
             )
             await wait_port(redis_port)
+            self.redis_port = redis_port
             url = f"redis://127.0.0.1:{redis_port}/0"
             for i in range(self.args.nodes):
                 port = free_port()
@@ -116,12 +122,64 @@ class Setup:
         for port in self.ports:
             await wait_port(port)
 
-    def cpu_seconds(self) -> float:
-        total = 0.0
-        for proc in self.procs:
+    def cpu_seconds(self) -> dict[str, float]:
+        """User + system CPU seconds of each server process so far, by log name."""
+        cpu = {}
+        for name, proc in zip(self.names, self.procs, strict=True):
             times = psutil.Process(proc.pid).cpu_times()
-            total += times.user + times.system
-        return total
+            cpu[name] = times.user + times.system
+        return cpu
+
+    def redis_stats(self) -> dict[str, Any]:
+        """Redis's own count of calls and microseconds per command (``INFO commandstats``)."""
+        if self.redis_port is None:
+            return {}
+        out = subprocess.run(
+            ["redis-cli", "-p", str(self.redis_port), "info", "commandstats"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        stats: dict[str, Any] = {}
+        for line in out.splitlines():
+            if line.startswith("cmdstat_"):
+                name, _, fields = line.partition(":")
+                values = dict(f.split("=") for f in fields.split(","))
+                stats[name[8:]] = {"calls": int(values["calls"]), "usec": int(values["usec"])}
+        return stats
+
+    def reset_redis_stats(self) -> None:
+        if self.redis_port is not None:
+            subprocess.run(
+                ["redis-cli", "-p", str(self.redis_port), "config", "resetstat"],
+                capture_output=True,
+                timeout=10,
+                check=True,
+            )
+
+    def start_py_spy(self, out: Path, tag: str) -> None:
+        """Record every edrys-relay process of the setup (``--py-spy DIR``)."""
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        for name, proc in zip(self.names, self.procs, strict=True):
+            if name.startswith("redis"):
+                continue
+            argv = [spy, "record", "--pid", str(proc.pid), "--rate", "200", "--format", "raw"]
+            argv += ["--nonblocking", "--output", str(out / f"pyspy-{tag}-{name}.txt")]
+            self.spies.append(
+                subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+
+    def stop_py_spy(self) -> None:
+        for spy in self.spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in self.spies:
+            try:
+                spy.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
+        self.spies = []
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -146,9 +204,11 @@ async def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-async def drive(setup: Setup, cfg: dict[str, Any]) -> dict[str, Any]:
+async def drive(setup: Setup, cfg: dict[str, Any], spy_dir: Path | None) -> dict[str, Any]:
     full = {**cfg, "port": setup.ports[0], "ports": setup.ports, "tag": setup.kind}
     full["hardDeadlineSeconds"] = RUN_TIMEOUT
+    if spy_dir is not None:  # from the start: attaching during the run stalled it at times
+        setup.start_py_spy(spy_dir, f"{cfg['kind']}-{setup.kind}")
     loadgen = await asyncio.create_subprocess_exec(
         "node",
         str(BENCH / "loadgen.mjs"),
@@ -175,17 +235,30 @@ async def drive(setup: Setup, cfg: dict[str, Any]) -> dict[str, Any]:
     try:
         await event("ready")
         await asyncio.sleep(0.5)
+        setup.reset_redis_stats()
         cpu0 = setup.cpu_seconds()
         loadgen.stdin.write(b"go\n")
         done = await event("done")
-        cpu = setup.cpu_seconds() - cpu0
+        cpu1 = setup.cpu_seconds()
+        setup.stop_py_spy()
+        redis = setup.redis_stats()
         loadgen.stdin.write(b"quit\n")
     finally:
+        setup.stop_py_spy()
         with contextlib.suppress(ProcessLookupError):
             loadgen.kill()
         await loadgen.wait()
     delivered = max(1, int(done.get("delivered", 0)))
-    return {**done, "server_cpu_s": cpu, "cpu_us_per_delivery": cpu / delivered * 1e6}
+    by_process = {name: cpu1[name] - cpu0[name] for name in cpu0}
+    cpu = sum(by_process.values())
+    per_delivery = {name: round(s / delivered * 1e6, 2) for name, s in by_process.items()}
+    return {
+        **done,
+        "server_cpu_s": cpu,
+        "cpu_us_per_delivery": cpu / delivered * 1e6,
+        "cpu_us_per_delivery_by_process": per_delivery,
+        "redis_commandstats": redis,
+    }
 
 
 FIGURES = {
@@ -236,6 +309,10 @@ async def main() -> int:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--label", default="cluster")
+    parser.add_argument("--logs", type=Path, default=None, help="keep server logs in this dir")
+    parser.add_argument(
+        "--py-spy", type=Path, default=None, metavar="DIR", help="record every node into DIR"
+    )
     args = parser.parse_args()
     if shutil.which("redis-server") is None or shutil.which("node") is None:
         print("cluster_bench: needs redis-server and node (scripts/setup)", file=sys.stderr)
@@ -251,11 +328,16 @@ async def main() -> int:
                     setup = Setup(kind, args, Path(tmp))
                     try:
                         await setup.start()
-                        run = await drive(setup, scenario(name, args))
+                        run = await drive(setup, scenario(name, args), args.py_spy)
                     finally:
                         setup.stop()
+                        if args.logs is not None:
+                            keep = args.logs / f"rep{rep}-{name}-{kind}"
+                            skip = shutil.ignore_patterns("data", "redis")
+                            shutil.copytree(tmp, keep, ignore=skip)
                 results[name].setdefault(kind, []).append(run)
-                print(f"rep {rep} {name} {kind}: {json.dumps(run)[:300]}", flush=True)
+                brief = {k: v for k, v in run.items() if k != "redis_commandstats"}
+                print(f"rep {rep} {name} {kind}: {json.dumps(brief)}", flush=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     command = "python bench/cluster_bench.py " + " ".join(sys.argv[1:])
     header = (
@@ -269,7 +351,7 @@ async def main() -> int:
     base = args.out / f"{stamp}-{args.label}"
     base.with_suffix(".md").write_text(report)
     base.with_suffix(".json").write_text(
-        json.dumps({"args": vars(args) | {"out": str(args.out)}, "results": results}, indent=1)
+        json.dumps({"args": vars(args), "results": results}, indent=1, default=str)
     )
     print(report)
     print(f"wrote {base}.md and .json")
