@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.cluster.redisproc import Cluster
+from tests.cluster.redisproc import Cluster, RedisProcess
 from tests.server.streamkit import binary_frame, fake_jpeg, json_frame, seq_of
 
 
@@ -79,3 +80,44 @@ async def test_stream_frames_and_source_changes_cross_nodes(cluster: Cluster) ->
             await asyncio.sleep(0.3)
             await late.send(json.dumps({"type": "join-room", "roomId": "lab"}))
             assert await recv_json(late) == {"type": "source-available", "roomId": "lab"}
+
+
+async def test_signaling_and_frames_cross_nodes_again_after_redis_restarts(
+    cluster: Cluster, redis_server: RedisProcess
+) -> None:
+    a, b = await cluster.start(2, "--stream-ping-interval=60")
+    async with (
+        connect(a.url) as alice,
+        connect(b.url) as bob,
+        connect(f"{a.url}/stream", max_size=None) as source,
+        connect(f"{b.url}/stream", max_size=None) as viewer,
+    ):
+        for ws in (alice, bob):
+            await ws.send(json.dumps({"type": "subscribe", "topics": ["t"]}))
+        for ws in (source, viewer):
+            assert (await recv_json(ws))["type"] == "info"
+        await viewer.send(json.dumps({"type": "join-room", "roomId": "lab"}))
+        await asyncio.sleep(0.3)
+        await source.send(json.dumps({"type": "register-source", "roomId": "lab"}))
+        assert await recv_json(source) == {"type": "source-registered", "roomId": "lab"}
+        assert await recv_json(viewer) == {"type": "source-available", "roomId": "lab"}
+        await redis_server.kill()
+        await redis_server.start()
+        # Publishes and frames sent while a node resubscribes are lost (both are ephemeral:
+        # y-webrtc announces again, a source sends its next frame); then they cross again.
+        async with asyncio.timeout(30):
+            seq = 0
+            while True:
+                seq += 1
+                data = {"seq": seq}
+                await alice.send(json.dumps({"type": "publish", "topic": "t", "data": data}))
+                with contextlib.suppress(TimeoutError):
+                    if (await recv_json(bob, timeout=0.5)).get("data") == data:
+                        break
+            while True:
+                seq += 1
+                await source.send(json_frame(seq, fake_jpeg(1000, seq)))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.5):
+                        if seq_of(await viewer.recv()) == seq:
+                            break

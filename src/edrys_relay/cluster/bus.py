@@ -1,19 +1,28 @@
 """The Redis room bus: many nodes serve the same rooms (docs/deployment.md, issue 15).
 
-The y-redis design: a node never relays an update itself. It validates the update, appends it
-to the room's Redis Stream (``XADD``, one pipeline per loop turn on one connection, so a
-node's entries keep their order), and one blocking ``XREAD`` loop per node, on a connection of
-its own, reads every loaded room's stream and delivers each entry to the room: an entry this
-node wrote completes the room's pending update (and is relayed to everyone but its sender,
-once its ``XADD`` has returned), any other is applied and relayed to all. So every node
-delivers in stream order, and a client sees an update only once Redis has it.
+The y-redis design, one hop shorter. A node never relays an update before Redis has it: it
+validates the update, then one Lua script call per loop turn (``_APPEND``) appends the turn's
+entries in order to their rooms' streams (``XADD``) and publishes each entry, with its id and
+origin, on the room's channel (named like the stream). The script is atomic, so a channel
+carries its stream's entries in stream order. When the call returns, the node's own updates
+are durable and its rooms relay them (``done(seq)``); the node's own awareness goes to its own
+clients at once, as on one process.
 
-Awareness goes through the stream too, behind the updates it may refer to. A node that loads
-a room asks the others for their clients' states (a ``q`` entry). Each node renews a
-heartbeat key; a node whose key expired is gone, and the awareness states it spoke for are
-removed within ``HEARTBEAT_TTL`` plus one check. Compaction markers (``c`` entries, written by
-``worker.py``) tell every node to install the new snapshot; a node that finds a marker past
-entries it never read (it was disconnected, or slow) catches up from the snapshot.
+Every node keeps one connection (``resp.py``, parsed by hiredis) subscribed to the channel of
+each room it has loaded, and handles each message as it comes: another node's update is kept
+and relayed (that node validated it: ``Room.deliver``), awareness is applied, a query is
+answered, a compaction marker installs the snapshot; the node's own entries only move its
+cursor. A subscription misses what was appended before it took effect and while the
+connection was down, so after every (re)subscription the node reads the stream from its
+cursor (``XRANGE``) and holds the room's messages meanwhile: nothing is lost, nothing handled
+twice. No read names every room: a node's work grows with its rooms' entries, not their number.
+
+A node that loads a room asks the others for their clients' awareness states (a ``q`` entry).
+Each node renews a heartbeat key; a node whose key expired is gone, and the awareness states
+it spoke for are removed within ``HEARTBEAT_TTL`` plus one check. Compaction markers (``c``
+entries, written by ``worker.py``) tell every node to install the new snapshot; a node that
+finds a marker past entries it never read (they were trimmed first) catches up from the
+snapshot.
 """
 
 from __future__ import annotations
@@ -24,17 +33,18 @@ import logging
 import os
 import secrets
 import time
+from collections import deque
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from edrys_relay.cluster import keys
+from edrys_relay.cluster import keys, resp
 from edrys_relay.cluster.relays import SignalingRelay, StreamRelay
 from edrys_relay.cluster.worker import CompactionWorker
-from edrys_relay.config import Settings
+from edrys_relay.config import MiB, Settings
 from edrys_relay.protocol import yupdate
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import RoomName
@@ -48,16 +58,43 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-READ_BLOCK_MS = 1000
-READ_COUNT = 1000
-"""Entries one ``XREAD`` returns per stream at most."""
 SOCKET_TIMEOUT = 5.0
-"""Read deadline of every Redis connection; longer than ``READ_BLOCK_MS``."""
+"""Read deadline of every Redis connection."""
+MAX_CONNECTIONS = 32
+"""Connections of a node's command pool; a command waits (``SOCKET_TIMEOUT``) for a free one."""
+PING_SECONDS = 2.0
+"""The feed connection pings Redis after this long without a message."""
+BATCH_ENTRIES = 1000
+BATCH_BYTES = 4 * MiB
+"""One ``_APPEND`` call takes at most this many entries and bytes (but always one entry)."""
+READ_COUNT = 1000
+"""Entries one catch-up ``XRANGE`` returns at most."""
+HELD_ENTRIES = 1000
+HELD_BYTES = 16 * MiB
+"""Messages a room holds while it catches up; past either bound they are dropped and read
+from the stream instead."""
+SUBSCRIBE_CHUNK = 500
 HEARTBEAT_SECONDS = 2.0
 HEARTBEAT_TTL_MS = 6000
 RETRY_INITIAL = 0.05
 RETRY_MAX = 2.0
 CLOSE_TIMEOUT = 30.0
+
+_UPDATE, _AWARENESS, _QUERY, _MARKER = b"u", b"a", b"q", b"c"
+_KINDS = (_UPDATE, _AWARENESS, _QUERY, _MARKER)
+
+_APPEND = """
+-- KEYS: the room stream of each entry; ARGV[1]: this node; then kind and data of each entry
+local origin = ARGV[1]
+local ids = {}
+for i, key in ipairs(KEYS) do
+  local kind, data = ARGV[2 * i], ARGV[2 * i + 1]
+  local id = redis.call('XADD', key, '*', kind, data, 'o', origin)
+  redis.call('PUBLISH', key, id .. ' ' .. origin .. ' ' .. kind .. data)
+  ids[i] = id
+end
+return ids
+"""
 
 
 def new_node_id() -> bytes:
@@ -66,41 +103,70 @@ def new_node_id() -> bytes:
 
 
 def connect(url: str) -> Redis:
-    """A Redis client whose every read has a deadline."""
-    return Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=5)
+    """A Redis client whose every read has a deadline, on a bounded pool of connections.
 
-
-@dataclass(slots=True, eq=False)
-class _Pending:
-    """An update this node appended, until its entry comes back through the read loop."""
-
-    done: Committed
-    size: int
-    seq: int = 0
-    """Its stream id as a seq, once ``XADD`` returned."""
-    written: asyncio.Event | None = None
+    A join storm (a thousand rooms loading at once) waits for a connection instead of
+    opening one per command or failing with "too many connections".
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=SOCKET_TIMEOUT,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=5,
+    )
+    return Redis.from_pool(pool)
 
 
 @dataclass(slots=True)
 class _Out:
+    """An entry waiting for ``_APPEND``; ``done`` runs with its seq once it is in the stream."""
+
     key: bytes
-    fields: dict[bytes, bytes]
-    pending: _Pending | None = None
+    kind: bytes
+    data: bytes
+    done: Committed | None = None
+
+
+_Entry = tuple[int, bytes, bytes, bytes]
+"""seq, origin, kind, data"""
 
 
 @dataclass(slots=True, eq=False)
 class _Feed:
-    """A loaded room as the read loop sees it."""
+    """A loaded room as the read side sees it."""
 
     room: Room
     key: bytes
-    cursor: bytes
     seq: int
-    pending: dict[bytes, _Pending] = field(default_factory=dict)
+    """The last entry handled (or loaded)."""
     owners: dict[bytes, set[int]] = field(default_factory=dict)
     """Awareness client ids heard from each other node."""
+    subscribed: bool = False
+    """The feed connection's subscription to the room's channel is in effect."""
+    held: list[_Entry] | None = field(default_factory=list)
+    """Messages waiting for a catch-up read; None while messages are handled as they come."""
+    held_bytes: int = 0
     entries: int = 0
-    """Entries read since the last compaction marker."""
+    """Entries handled since the last compaction marker (awareness too: it must be trimmed)."""
+    reading: bool = False
+    again: bool = False
+    """Read the stream once more before handling messages as they come."""
+    installed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set (and replaced) each time a compaction marker was handled."""
+
+
+@dataclass(slots=True)
+class RedisStats:
+    """What this node did on Redis since start (for ``/metrics``)."""
+
+    entries_read: int = 0
+    """Room stream entries handled (updates, awareness, queries, markers)."""
+    read_lag_seconds: float = 0.0
+    """Age of the newest entry handled (Redis' clock in its id, this node's now)."""
+    write_errors: int = 0
+    read_errors: int = 0
+    heartbeat_errors: int = 0
 
 
 class RedisBus:
@@ -109,25 +175,21 @@ class RedisBus:
     def __init__(self, settings: Settings, url: str) -> None:
         self.settings = settings
         self.node = new_node_id()
+        self.stats = RedisStats()
+        self._url = url
         self._redis = connect(url)
-        self._reader = Redis.from_url(
-            url,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=5,
-            single_connection_client=True,
-        )
-        self._reader_id: int | None = None
+        self._append = self._redis.register_script(_APPEND)
         self._feeds: dict[bytes, _Feed] = {}
-        self._loaded: dict[bytes, tuple[bytes, int]] = {}
-        """Cursor after a load, until the room opens."""
-        self._queue: list[_Out] = []
+        self._loaded: dict[bytes, int] = {}
+        """Seq of the last entry a load read, until the room opens."""
+        self._queue: deque[_Out] = deque()
         self._wakeup = asyncio.Event()
-        self._feeds_changed = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._tokens = 0
-        self._pending_count = 0
         self._backlog = 0
+        self._feed_connection: resp.RespConnection | None = None
+        self._subscribing: dict[bytes, int] = {}
+        """SUBSCRIBEs sent on the feed connection and not yet confirmed, per channel."""
         self._requested: dict[RoomName, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[Any]] = set()
@@ -151,7 +213,7 @@ class RedisBus:
             for relay in self._relays:
                 await relay.start()
         except (RedisError, OSError) as exc:
-            await self._close_clients()
+            await self._redis.aclose()
             raise StoreError(f"cannot use Redis: {exc}") from exc
         self._tasks = [
             asyncio.create_task(self._write_forever(), name="redis-writer"),
@@ -162,12 +224,12 @@ class RedisBus:
         logger.info("node %s on Redis", self.node.decode())
 
     async def aclose(self) -> None:
-        """Deliver what is pending (for a while if Redis is gone), stop, say this node left."""
+        """Append what is queued (for a while if Redis is gone), stop, say this node left."""
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self.flush()
         except TimeoutError:
-            logger.error("closing with %d updates not delivered", self._pending_count)
+            logger.error("closing with %d entries not appended", len(self._queue))
         for task in [*self._tasks, *self._spawned]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._spawned, return_exceptions=True)
@@ -176,14 +238,10 @@ class RedisBus:
             await relay.aclose()
         with contextlib.suppress(RedisError, OSError):  # else the key expires by itself
             await self._redis.delete(keys.node_key(self.node))
-        await self._close_clients()
-
-    async def _close_clients(self) -> None:
         await self._redis.aclose()
-        await self._reader.aclose()
 
     async def flush(self) -> None:
-        """Wait until every entry queued so far is written and this node's updates delivered."""
+        """Wait until every entry queued so far is appended (and this node's updates relayed)."""
         await self._idle.wait()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -195,24 +253,20 @@ class RedisBus:
 
     @property
     def backlog_bytes(self) -> int:
+        """Bytes queued for Redis or in the call under way."""
         return self._backlog
 
     def append(self, room: RoomName, update: bytes, done: Committed) -> None:
-        key = keys.log_key(room)
-        feed = self._feeds.get(key)
-        assert feed is not None, "append to a room that is not open"
-        self._tokens += 1
-        token = b"%d" % self._tokens
-        pending = _Pending(done, len(update))
-        feed.pending[token] = pending
-        self._pending_count += 1
-        self._backlog += len(update)
-        self._enqueue(_Out(key, {b"u": update, b"o": self.node, b"t": token}, pending))
+        self._enqueue(_Out(keys.log_key(room), _UPDATE, update, done))
 
     def announce(self, room: Room, update: bytes) -> None:
-        self._enqueue(_Out(keys.log_key(room.name), {b"a": update, b"o": self.node}))
+        """To this node's clients now; to the others unless Redis is that far behind."""
+        room.send_awareness(update)
+        if self._backlog <= self.settings.store_backlog_max:  # awareness is sent again anyway
+            self._enqueue(_Out(keys.log_key(room.name), _AWARENESS, update))
 
     def _enqueue(self, out: _Out) -> None:
+        self._backlog += len(out.data)
         self._queue.append(out)
         self._idle.clear()
         self._wakeup.set()
@@ -221,47 +275,44 @@ class RedisBus:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            batch, self._queue = self._queue, []
-            if batch:
-                await self._write(batch)
-            self._check_idle()
+            while self._queue:
+                await self._write(self._take_batch())
+            self._idle.set()
+
+    def _take_batch(self) -> list[_Out]:
+        queue = self._queue
+        batch = [queue.popleft()]
+        size = len(batch[0].data)
+        while queue and len(batch) < BATCH_ENTRIES and size + len(queue[0].data) <= BATCH_BYTES:
+            out = queue.popleft()
+            batch.append(out)
+            size += len(out.data)
+        return batch
 
     async def _write(self, batch: list[_Out]) -> None:
-        """XADD the batch in one pipeline, in order; retry the whole batch until it lands."""
-        written = asyncio.Event()
+        """Append and publish the batch in one script call; retry it until it lands."""
+        stream_keys = [out.key for out in batch]
+        args = [self.node]
         for out in batch:
-            if out.pending is not None:
-                out.pending.written = written
+            args += (out.kind, out.data)
         delay = RETRY_INITIAL
         while True:
             try:
-                pipe = self._redis.pipeline(transaction=False)
-                for out in batch:
-                    pipe.xadd(out.key, out.fields)  # type: ignore[arg-type]
-                ids = await pipe.execute()
+                ids: Any = await self._append(keys=stream_keys, args=args)
                 break
             except (RedisError, OSError) as exc:
-                # Entries that did land are written again: a duplicate Yjs update is harmless.
+                # A call that failed after Redis ran it is run again: a duplicate is harmless.
+                self.stats.write_errors += 1
                 logger.error("Redis: append of %d entries failed, retrying: %s", len(batch), exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
         for out, entry_id in zip(batch, ids, strict=True):
-            if out.pending is not None:
-                out.pending.seq = keys.id_to_seq(entry_id)
-        written.set()
-
-    def _check_idle(self) -> None:
-        if not self._queue and not self._pending_count:
-            self._idle.set()
-
-    def _complete(self, pending: _Pending, seq: int, room: RoomName) -> None:
-        self._pending_count -= 1
-        self._backlog -= pending.size
-        try:
-            pending.done(seq)
-        except Exception:
-            logger.exception("after-append callback failed for room %s", room)
-        self._check_idle()
+            self._backlog -= len(out.data)
+            if out.done is not None:
+                try:
+                    out.done(keys.id_to_seq(entry_id))
+                except Exception:
+                    logger.exception("after-append callback failed for %r", out.key)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -276,18 +327,18 @@ class RedisBus:
         except (RedisError, OSError) as exc:
             raise StoreError(f"Redis: cannot load room: {exc}") from exc
         records: list[Record] = []
-        cursor, cursor_seq = b"0-0", 0
+        cursor_seq = 0
         if data is not None and last is not None:
-            cursor, cursor_seq = last, keys.id_to_seq(last)
+            cursor_seq = keys.id_to_seq(last)
             records.append(Record(cursor_seq, data, merged=True))
         snapshot_seq = cursor_seq
         for entry_id, fields in entries:
             seq = keys.id_to_seq(entry_id)
-            update = fields.get(b"u")
+            update = fields.get(_UPDATE)
             if update is not None and seq > snapshot_seq:
                 records.append(Record(seq, update))
-            cursor, cursor_seq = entry_id, max(cursor_seq, seq)
-        self._loaded[key] = (cursor, cursor_seq)
+            cursor_seq = max(cursor_seq, seq)
+        self._loaded[key] = cursor_seq
         return records
 
     async def quarantine(self, room: RoomName, seqs: Sequence[int], reason: str) -> None:
@@ -302,7 +353,7 @@ class RedisBus:
                     await self._redis.delete(snap)
                 else:
                     found: Any = await self._redis.xrange(log, entry_id, entry_id)
-                    data = found[0][1].get(b"u") if found else None
+                    data = found[0][1].get(_UPDATE) if found else None
                     await self._redis.xdel(log, entry_id)
                 if data is not None:
                     fields = {b"id": entry_id, b"reason": reason.encode(), b"data": data}
@@ -312,94 +363,175 @@ class RedisBus:
 
     def opened(self, room: Room) -> None:
         key = keys.log_key(room.name)
-        cursor, seq = self._loaded.pop(key, (b"0-0", 0))
-        self._feeds[key] = _Feed(room, key, cursor, seq)
-        self._enqueue(_Out(key, {b"q": b"", b"o": self.node}))
-        self._feeds_changed.set()
-        if self._reader_id is not None:
-            self._spawn(self._unblock(self._reader_id))
-
-    async def _unblock(self, client_id: int) -> None:
-        """Wake the read loop so its next ``XREAD`` includes a new room."""
-        with contextlib.suppress(RedisError, OSError):  # else it wakes within READ_BLOCK_MS
-            await self._redis.client_unblock(client_id)
+        self._feeds[key] = _Feed(room, key, self._loaded.pop(key, 0))
+        self._subscribe([key])
+        self._enqueue(_Out(key, _QUERY, b""))
 
     def closed(self, room: Room) -> None:
-        feed = self._feeds.pop(keys.log_key(room.name), None)
+        key = keys.log_key(room.name)
+        self._feeds.pop(key, None)
         self._requested.pop(room.name, None)
-        if feed is not None:
-            for pending in feed.pending.values():
-                self._pending_count -= 1
-                self._backlog -= pending.size
-            self._check_idle()
+        if self._feed_connection is not None:
+            self._feed_connection.send(b"UNSUBSCRIBE", key)
 
-    # -- the read loop ------------------------------------------------------------------------
+    # -- the feed: what this node's rooms hear ------------------------------------------------
 
     async def _read_forever(self) -> None:
+        """Keep the feed connection subscribed to every loaded room; reconnect when it fails."""
         delay = RETRY_INITIAL
         while True:
-            if not self._feeds:
-                self._feeds_changed.clear()
-                await self._feeds_changed.wait()
-                continue
-            streams = {feed.key: feed.cursor for feed in self._feeds.values()}
             try:
-                if self._reader_id is None:
-                    self._reader_id = int(await self._reader.client_id())
-                reply: Any = await self._reader.xread(
-                    streams,  # type: ignore[arg-type]
-                    count=READ_COUNT,
-                    block=READ_BLOCK_MS,
-                )
-            except (RedisError, OSError) as exc:
-                self._reader_id = None
-                logger.error("Redis: read failed, retrying in %.2f s: %s", delay, exc)
+                connection = await resp.open_connection(self._url)
+            except resp.RespError as exc:
+                self.stats.read_errors += 1
+                logger.error("Redis: feed connection failed, retrying in %.2f s: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            delay = RETRY_INITIAL
-            for key, entries in reply or ():
-                for entry_id, fields in entries:
-                    feed = self._feeds.get(key)
-                    if feed is None:
-                        break
-                    await self._dispatch(feed, entry_id, fields)
+            self._feed_connection = connection
+            self._subscribing = {}
+            try:
+                self._subscribe(list(self._feeds))
+                await self._listen(connection)
+            except resp.RespError as exc:
+                self.stats.read_errors += 1
+                logger.error("Redis: feed connection lost, reconnecting: %s", exc)
+                delay = RETRY_INITIAL
+            finally:
+                self._feed_connection = None
+                connection.close()
+                for feed in self._feeds.values():
+                    # Whatever comes next is read from the stream once subscribed again.
+                    feed.subscribed = False
+                    if feed.held is None:
+                        feed.held, feed.held_bytes = [], 0
+            await asyncio.sleep(delay)
 
-    async def _dispatch(self, feed: _Feed, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        seq = keys.id_to_seq(entry_id)
+    async def _listen(self, connection: resp.RespConnection) -> None:
+        pinged = False
+        while True:
+            try:
+                async with asyncio.timeout(SOCKET_TIMEOUT if pinged else PING_SECONDS):
+                    replies = await connection.read()
+            except TimeoutError:
+                if pinged:
+                    raise resp.RespError("no answer to PING") from None
+                connection.send(b"PING")
+                pinged = True
+                continue
+            pinged = False
+            for reply in replies:
+                try:
+                    kind = reply[0]
+                    if kind == b"message":
+                        self._message(reply[1], reply[2])
+                    elif kind == b"subscribe":
+                        self._subscribed(reply[1])
+                except Exception:
+                    logger.exception("Redis: feed message not handled: %.80r", reply)
+
+    def _subscribe(self, channels: list[bytes]) -> None:
+        connection = self._feed_connection
+        if connection is None:
+            return  # _read_forever subscribes every loaded room once connected
+        for i in range(0, len(channels), SUBSCRIBE_CHUNK):
+            chunk = channels[i : i + SUBSCRIBE_CHUNK]
+            connection.send(b"SUBSCRIBE", *chunk)
+            for channel in chunk:
+                self._subscribing[channel] = self._subscribing.get(channel, 0) + 1
+
+    def _subscribed(self, channel: bytes) -> None:
+        """A SUBSCRIBE took effect; once the last one sent for the channel has, catch up."""
+        left = self._subscribing.get(channel, 0) - 1
+        if left > 0:
+            self._subscribing[channel] = left
+            return
+        self._subscribing.pop(channel, None)
+        feed = self._feeds.get(channel)
+        if feed is not None:
+            feed.subscribed = True
+            if feed.reading:
+                feed.again = True
+            else:
+                self._spawn(self._catch_up(feed))
+
+    def _message(self, channel: bytes, payload: bytes) -> None:
+        feed = self._feeds.get(channel)
+        if feed is None:
+            return
+        try:
+            entry_id, origin, body = payload.split(b" ", 2)
+            seq = keys.id_to_seq(entry_id)
+        except ValueError:
+            logger.error("Redis: malformed message on %r", channel)
+            return
+        entry = (seq, origin, body[:1], body[1:])
+        if feed.held is None:
+            self._handle(feed, *entry)
+            return
+        feed.held.append(entry)
+        feed.held_bytes += len(body)
+        if len(feed.held) > HELD_ENTRIES or feed.held_bytes > HELD_BYTES:
+            feed.held, feed.held_bytes = [], 0
+            feed.again = True
+
+    async def _catch_up(self, feed: _Feed) -> None:
+        """Read the stream past the feed's cursor, then handle the messages it held."""
+        feed.reading = True
+        delay = RETRY_INITIAL
+        try:
+            while self._feeds.get(feed.key) is feed:
+                feed.again = False
+                try:
+                    found: Any = await self._redis.xrange(
+                        feed.key, b"(" + keys.seq_to_id(feed.seq), b"+", count=READ_COUNT
+                    )
+                except (RedisError, OSError) as exc:
+                    self.stats.read_errors += 1
+                    logger.error("Redis: catch-up read of %r failed: %s", feed.key, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
+                    feed.again = True
+                    continue
+                for entry_id, fields in found:
+                    kind, data = _kind_of(fields)
+                    self._handle(feed, keys.id_to_seq(entry_id), fields.get(b"o", b""), kind, data)
+                if len(found) < READ_COUNT and not feed.again:
+                    break
+            if feed.subscribed and feed.held is not None:
+                held, feed.held, feed.held_bytes = feed.held, None, 0
+                for entry in held:
+                    self._handle(feed, *entry)
+        finally:
+            feed.reading = False
+
+    def _handle(self, feed: _Feed, seq: int, origin: bytes, kind: bytes, data: bytes) -> None:
+        """One stream entry, in stream order; an entry at or before the cursor is skipped."""
         before = feed.seq
         if seq <= before:
-            return  # read again after the room reopened
-        feed.seq, feed.cursor = seq, entry_id
-        feed.entries += 1
-        origin = fields.get(b"o")
-        update = fields.get(b"u")
-        if update is not None:
-            if origin == self.node:
-                pending = feed.pending.pop(fields.get(b"t", b""), None)
-                if pending is not None:
-                    if pending.written is not None and not pending.written.is_set():
-                        await pending.written.wait()  # XADD returns before anyone sees it
-                    if self._feeds.get(feed.key) is feed:
-                        self._complete(pending, seq, feed.room.name)
-                    return
-            feed.room.deliver(seq, update)
-            self._maybe_compact(feed)
-        elif (awareness := fields.get(b"a")) is not None:
-            if origin == self.node:
-                feed.room.send_awareness(awareness)
-            elif origin is not None:
-                self._hear(feed, origin, awareness)
-        elif b"q" in fields:
-            if origin != self.node:
-                mine = feed.room.local_awareness()
-                if mine is not None:
-                    self.announce(feed.room, mine)
-        elif (last := fields.get(b"c")) is not None:
+            return
+        feed.seq = seq
+        stats = self.stats
+        stats.entries_read += 1
+        stats.read_lag_seconds = max(0.0, time.time() - (seq >> 32) / 1000)
+        if kind == _MARKER:
             feed.entries = 0
-            self._requested.pop(feed.room.name, None)
-            caught_up = before >= keys.id_to_seq(last)
-            self._spawn(self._install_snapshot(feed, last, caught_up=caught_up))
+            caught_up = before >= keys.id_to_seq(data)
+            self._spawn(self._install_snapshot(feed, data, caught_up=caught_up))
+            return
+        feed.entries += 1
+        if feed.entries >= self.settings.compact_updates and self._may_ask(feed.room.name):
+            self._spawn(self.request_compaction(feed.room.name))
+        if origin == self.node:
+            return  # delivered when its append returned
+        elif kind == _UPDATE:
+            feed.room.deliver(seq, data)
+        elif kind == _AWARENESS:
+            self._hear(feed, origin, data)
+        elif kind == _QUERY:
+            mine = feed.room.local_awareness()
+            if mine is not None:
+                self._enqueue(_Out(feed.key, _AWARENESS, mine))
 
     def _hear(self, feed: _Feed, origin: bytes, update: bytes) -> None:
         try:
@@ -412,12 +544,18 @@ class RedisBus:
         owned.update(change.updated)
         owned.difference_update(change.removed)
 
-    def _maybe_compact(self, feed: _Feed) -> None:
-        if feed.entries >= self.settings.compact_updates:
-            self._spawn(self.request_compaction(feed.room.name))
-
     async def _install_snapshot(self, feed: _Feed, last: bytes, *, caught_up: bool) -> None:
         """A worker compacted the room up to ``last``: serve its snapshot from now on."""
+        try:
+            await self._take_snapshot(feed, last, caught_up=caught_up)
+        finally:
+            # Compaction may be asked for again only now that the history is short.
+            if self._feeds.get(feed.key) is feed:
+                self._requested.pop(feed.room.name, None)
+            feed.installed.set()
+            feed.installed = asyncio.Event()
+
+    async def _take_snapshot(self, feed: _Feed, last: bytes, *, caught_up: bool) -> None:
         try:
             snapshot: Any = await self._redis.hmget(
                 keys.snapshot_key(feed.room.name), [b"data", b"last"]
@@ -441,23 +579,35 @@ class RedisBus:
             return
         logger.warning("room %s: entries were trimmed before this node read them", feed.room.name)
         feed.room.catch_up(seq, merged)
-        for token, pending in list(feed.pending.items()):
-            if pending.seq and pending.seq <= seq:
-                del feed.pending[token]
-                self._complete(pending, pending.seq, feed.room.name)
 
     # -- compaction requests ------------------------------------------------------------------
 
     async def compact(self, room: Room) -> None:
+        """Ask for a compaction; wait (a lease at most) until this node installed its snapshot.
+
+        The room hub runs one of these per room at a time, so a long history asks once per
+        compaction, not once per commit until the marker arrives.
+        """
+        if room.history.record_count < 2:
+            return
         await self.request_compaction(room.name)
+        feed = self._feeds.get(keys.log_key(room.name))
+        if feed is None or feed.room is not room:
+            return  # not open yet (compacted while loading): nothing to wait for
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.compaction_lease_seconds):
+                await feed.installed.wait()
+
+    def _may_ask(self, room: RoomName) -> bool:
+        """Not asked within a lease (or asked, and its snapshot is installed since)."""
+        asked = self._requested.get(room)
+        return asked is None or time.monotonic() - asked >= self.settings.compaction_lease_seconds
 
     async def request_compaction(self, room: RoomName) -> None:
         """Queue a compaction task for the room, once per lease across every node."""
-        now = time.monotonic()
-        asked = self._requested.get(room)
-        if asked is not None and now - asked < self.settings.compaction_lease_seconds:
+        if not self._may_ask(room):
             return
-        self._requested[room] = now
+        self._requested[room] = time.monotonic()
         lease_ms = int(self.settings.compaction_lease_seconds * 1000)
         try:
             if await self._redis.set(keys.task_key(room), self.node, nx=True, px=lease_ms):
@@ -475,6 +625,7 @@ class RedisBus:
                 await self._redis.set(keys.node_key(self.node), b"1", px=HEARTBEAT_TTL_MS)
                 await self._drop_dead_nodes()
             except (RedisError, OSError) as exc:
+                self.stats.heartbeat_errors += 1
                 logger.error("Redis: heartbeat failed: %s", exc)
 
     async def _drop_dead_nodes(self) -> None:
@@ -497,4 +648,13 @@ class RedisBus:
                     feed.room.drop_awareness(ids)
 
 
-__all__ = ["HEARTBEAT_TTL_MS", "RedisBus", "connect", "new_node_id"]
+def _kind_of(fields: dict[bytes, bytes]) -> tuple[bytes, bytes]:
+    """An entry's kind and data as ``XRANGE`` returns its fields."""
+    for kind in _KINDS:
+        data = fields.get(kind)
+        if data is not None:
+            return kind, data
+    return b"", b""
+
+
+__all__ = ["HEARTBEAT_TTL_MS", "RedisBus", "RedisStats", "connect", "new_node_id"]

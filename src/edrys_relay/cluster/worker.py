@@ -6,9 +6,12 @@ goes to one node. A node that dies holding a task leaves it pending; after
 the snapshot and the stream in one transaction, merges them in a thread (the byte-faithful
 codec: JSON key order survives, protocols.md §2.9), then one Lua script, atomic in Redis,
 stores the snapshot with its last stream id, trims the stream with ``XTRIM MINID`` (never
-``DEL``, which would reset the stream's ids) and appends a marker telling every node to
-install the snapshot. The script refuses a snapshot older than the stored one, so a slow
-worker whose task was taken over cannot undo a newer compaction.
+``DEL``, which would reset the stream's ids), appends a marker telling every node to install
+the snapshot, published on the room's channel like every entry (``bus.py``), and clears the
+room's task key, so a node that asks again once it installed the snapshot is never turned
+away by a finished task. The script refuses a snapshot older than the stored one, so a slow
+worker whose task was taken over cannot undo a newer compaction. A stream that holds nothing
+but markers after the snapshot is left alone.
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ if stored and not newer(ARGV[2], stored) then
 end
 redis.call('HSET', KEYS[1], 'data', ARGV[1], 'last', ARGV[2])
 redis.call('XTRIM', KEYS[2], 'MINID', ARGV[3])
-redis.call('XADD', KEYS[2], '*', 'c', ARGV[2])
+local id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[2], 'o', ARGV[4])
+redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[4] .. ' c' .. ARGV[2])
+redis.call('DEL', KEYS[3])
 return 1
 """
 
@@ -124,9 +129,9 @@ class CompactionWorker:
         pipe = self._redis.pipeline(transaction=True)
         pipe.hmget(snap, [b"data", b"last"])
         pipe.xrange(log, b"-", b"+", count=MAX_ENTRIES)
-        (data, stored), entries = await pipe.execute()
-        if not entries or (stored is not None and entries[-1][0] == stored):
-            await self._done(task_id, room)
+        (data, _), entries = await pipe.execute()
+        if all(b"c" in fields for _, fields in entries):
+            await self._done(task_id, room)  # nothing but markers since the snapshot
             return
         updates = [data] if data is not None else []
         updates += [fields[b"u"] for _, fields in entries if b"u" in fields]
@@ -137,7 +142,10 @@ class CompactionWorker:
             logger.error("room %s: cannot merge its stream, left unmerged: %s", room, exc)
             await self._done(task_id, room)
             return
-        stored_now = await self._store(keys=[snap, log], args=[merged, last, keys.next_id(last)])
+        stored_now = await self._store(
+            keys=[snap, log, keys.task_key(room)],
+            args=[merged, last, keys.next_id(last), self._node],
+        )
         await self._done(task_id, room)
         if stored_now:
             self.compactions += 1
