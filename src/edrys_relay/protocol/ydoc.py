@@ -69,6 +69,20 @@ class TrackedDoc:
         extent = yupdate.update_extent(update if parsed is None else parsed)
         return any(clock > doc_sv.get(client, 0) for client, clock in extent.items())
 
+    def apply_trusted(self, update: bytes) -> None:
+        """Apply an update another process checked and relayed already (the Redis bus).
+
+        No codec parse and no "did it matter?": the writer's node answered both against the
+        same history. The document only has to stay current for the next local check and
+        state vector; an update the Yjs decoder refuses here is skipped (it was served
+        byte for byte already, and this document is never served).
+        """
+        try:
+            self._doc.apply_update(update)
+        except BaseException as exc:
+            if isinstance(exc, _NOT_PANICS):
+                raise
+
 
 def check_update(doc: TrackedDoc, update: bytes) -> bool:
     """Validate ``update`` with the codec, then apply it to ``doc``; True if it mattered.
