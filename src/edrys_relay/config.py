@@ -104,6 +104,12 @@ class Settings:
     max_document_bytes: int = 32 * MiB
     """Stored update bytes per room; once reached, further updates are dropped (security.md)."""
 
+    # Operations (docs/operations.md)
+    metrics_token: str | None = field(default=None, repr=False)
+    """Bearer token ``/metrics`` requires; None serves metrics to anyone who can connect."""
+    loop_lag_interval: float = 0.5
+    """How often the event-loop lag is sampled for ``/metrics``."""
+
     def public_url(self, scheme: str = "ws") -> str:
         """A URL for people to type: the bound host, or localhost for a wildcard bind."""
         host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host

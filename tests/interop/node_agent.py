@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,10 @@ class NodeAgent:
         self._ids = itertools.count(1)
 
     @classmethod
-    async def start(cls, script: str = "js/yws_agent.mjs") -> NodeAgent:
+    async def start(
+        cls, script: str = "js/yws_agent.mjs", env: dict[str, str] | None = None
+    ) -> NodeAgent:
+        """Start ``script``; ``env`` adds environment variables (e.g. NODE_EXTRA_CA_CERTS)."""
         require_node_modules()
         process = await asyncio.create_subprocess_exec(
             "node",
@@ -42,6 +46,7 @@ class NodeAgent:
             cwd=HERE,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, **(env or {})},
         )
         return cls(process)
 

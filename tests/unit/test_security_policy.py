@@ -9,7 +9,7 @@ from edrys_relay.protocol.routing import RoomName
 from edrys_relay.security.addresses import client_address, parse_proxies
 from edrys_relay.security.origins import origin_allowed, validate_origin
 from edrys_relay.security.ratelimit import TokenBucket
-from edrys_relay.server.access import redact, redacted_target
+from edrys_relay.security.redaction import redact, redact_path, room_label
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter
 
 ALLOWED = ("https://school.example", "http://localhost:8080")
@@ -124,8 +124,39 @@ def test_redaction() -> None:
     out = redact(line)
     assert "v1.abc" not in out and "v1.x" not in out and "userid=u" in out
     assert redact("/?token=a,b&x=1") == "/?token=…&x=1"
-    assert redacted_target("/room?token=secret") == "/room?…"
-    assert redacted_target("/room") == "/room"
+    label = room_label("room")
+    assert redact_path("/room?token=secret") == f"/{label}?…"
+    assert redact_path("/room") == f"/{label}"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/", "/"),
+        ("/?token=a.b.c", "/?…"),
+        ("/signaling?token=x", "/signaling?…"),
+        ("/stream", "/stream"),
+        ("/stream?binary=1", "/stream?…"),
+        ("/stream/station-7", "/stream/…"),
+        ("/lesson-42?userid=u&token=x", "/{lesson-42}?…"),
+        ("/a/b/c", "/{a/b/c}"),
+        ("relative", "/{relative}"),
+    ],
+)
+def test_redact_path_keeps_the_door_and_labels_the_room(target: str, expected: str) -> None:
+    rooms = {"{lesson-42}": "lesson-42", "{a/b/c}": "a/b/c", "{relative}": "relative"}
+    for placeholder, room in rooms.items():
+        expected = expected.replace(placeholder, room_label(room))
+    assert redact_path(target) == expected
+
+
+def test_room_labels_are_stable_distinct_and_hide_the_name() -> None:
+    names = ["lesson", "Lesson", "lesson ", "a" * 256, "ü"]
+    labels = [room_label(name) for name in names]
+    assert labels == [room_label(name) for name in names]  # stable within the process
+    assert len(set(labels)) == len(names)
+    for name, label in zip(names, labels, strict=True):
+        assert label.startswith("#") and len(label) == 13 and name not in label
 
 
 def test_settings_do_not_print_their_secrets() -> None:

@@ -23,9 +23,12 @@ from edrys_relay.cli.common import (
     positive_int,
     secrets,
 )
+from edrys_relay.cli.logs import configure as configure_logging
 from edrys_relay.config import Settings
 from edrys_relay.protocol.edrys_link import comm_parameter
 from edrys_relay.storage.base import StoreError
+
+logger = logging.getLogger(__name__)
 
 SERVE_EPILOG = """\
 environment variables (a flag wins over its variable):
@@ -35,6 +38,8 @@ environment variables (a flag wins over its variable):
   EDRYS_RELAY_DATA_DIR   where the SQLite database lives (default ./edrys-data)
   SSL_KEY, SSL_CERT      TLS key and certificate files (both set: HTTPS/WSS)
   EDRYS_RELAY_SECRET     room-token secret (turns access control on)
+  EDRYS_RELAY_METRICS_TOKEN   bearer token /metrics requires
+  EDRYS_RELAY_LOG_FORMAT text (default) or json
 
 examples:
   edrys-relay serve                      listen on 0.0.0.0:1234
@@ -44,6 +49,8 @@ examples:
   edrys-relay serve --store memory       nothing is written to disk
   edrys-relay serve --ssl                HTTPS/WSS with a self-signed certificate
   edrys-relay serve --ssl-key=k.pem --ssl-cert=c.pem --allowed-origin=https://school.example
+  edrys-relay serve --host 127.0.0.1 --trusted-proxy 127.0.0.1 --log-format json
+                                         behind nginx (deploy/, docs/operations.md)
 """
 
 
@@ -81,6 +88,7 @@ def add_parser(commands: Commands) -> None:
         help="log verbosity (env LOG_LEVEL; default %(default)s)",
     )
     _add_security_flags(serve)
+    _add_operations_flags(serve)
     serve.set_defaults(run=run)
 
 
@@ -252,23 +260,49 @@ def security_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def _add_operations_flags(serve: argparse.ArgumentParser) -> None:
+    """Logs, metrics and the graceful stop (docs/operations.md)."""
+    group = serve.add_argument_group("operations")
+    group.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("EDRYS_RELAY_LOG_FORMAT") or "text",
+        help="stderr log lines as text or one JSON object per line"
+        " (env EDRYS_RELAY_LOG_FORMAT; default %(default)s)",
     )
-    if args.log_level.upper() != "DEBUG":
-        # websockets' own "connection open/closed" lines carry no connection id; ours do.
-        logging.getLogger("websockets.server").setLevel(logging.WARNING)
+    group.add_argument(
+        "--metrics-token",
+        default=os.environ.get("EDRYS_RELAY_METRICS_TOKEN") or None,
+        metavar="TOKEN",
+        help="bearer token GET /metrics requires (env EDRYS_RELAY_METRICS_TOKEN;"
+        " default: none, metrics are open)",
+    )
+    group.add_argument(
+        "--close-timeout",
+        type=positive_float,
+        default=DEFAULTS.close_timeout,
+        metavar="SECONDS",
+        help="closing handshake deadline; on SIGTERM the drain waits this long for clients"
+        " (default %(default)s)",
+    )
+
+
+def operations_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Settings` fields given by the operations flags."""
+    return {"metrics_token": args.metrics_token, "close_timeout": args.close_timeout}
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, args.log_format)
     if not 0 <= args.port <= 65535:
-        print(f"edrys-relay: --port {args.port} is not a port number", file=sys.stderr)
+        _fail(args, f"--port {args.port} is not a port number")
         return 2
     from edrys_relay.server.tls import TLSError
 
     try:
         security = security_settings(args)
     except (ValueError, TLSError) as exc:
-        print(f"edrys-relay: {exc}", file=sys.stderr)
+        _fail(args, str(exc))
         return 2
     settings = Settings(
         host=args.host,
@@ -280,19 +314,25 @@ def run(args: argparse.Namespace) -> int:
         compact_bytes=args.compact_bytes,
         **stream_settings(args),
         **security,
+        **operations_settings(args),
     )
     try:
         asyncio.run(_run(settings))
     except StoreError as exc:
-        print(f"edrys-relay: storage: {exc}", file=sys.stderr)
+        _fail(args, f"storage: {exc}")
         return 1
     except OSError as exc:
-        print(
-            f"edrys-relay: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
+        _fail(args, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
         return 1
     return 0
+
+
+def _fail(args: argparse.Namespace, message: str) -> None:
+    """Say why the server cannot start: a plain line, or a log record in JSON mode."""
+    if args.log_format == "json":
+        logger.error("%s", message, extra={"event": "server.failed"})
+    else:
+        print(f"edrys-relay: {message}", file=sys.stderr)
 
 
 async def _run(settings: Settings) -> None:
@@ -341,6 +381,8 @@ def _print_banner(settings: Settings, port: int) -> None:
         f"  WebRTC mode     signaling server URL   {ws_url}",
         f"  video streams   stream URL             {ws_url}/stream",
         f"  health          {http_url}/healthz",
+        f"  metrics         {http_url}/metrics"
+        + (" (bearer token)" if settings.metrics_token else ""),
         "",
         "or append to a classroom link:",
         f"  WebSocket mode  #comm={websocket_link}",
@@ -363,4 +405,12 @@ def _storage_line(settings: Settings) -> str:
     return f"storage: sqlite in {Path(settings.data_dir).resolve()}"
 
 
-__all__ = ["GC_THRESHOLDS", "add_parser", "run", "security_settings", "stream_settings", "tune_gc"]
+__all__ = [
+    "GC_THRESHOLDS",
+    "add_parser",
+    "operations_settings",
+    "run",
+    "security_settings",
+    "stream_settings",
+    "tune_gc",
+]

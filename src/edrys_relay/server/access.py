@@ -6,13 +6,13 @@ its room, the signaling and stream doors need at least one valid token; no frame
 unauthorised client is ever read. Tokens come from the ``token`` query parameter (repeatable, or
 comma-separated, for one signaling connection serving several rooms) or from a
 ``Sec-WebSocket-Protocol`` value ``yauth-<token>`` (after y-redis), which keeps them out of URLs
-and access logs. Query strings and subprotocol values are redacted from every log line.
+and access logs. Query strings and subprotocol values are redacted from every log line
+(``security/redaction.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,25 +25,13 @@ from websockets.typing import Subprotocol
 
 from edrys_relay.config import Settings
 from edrys_relay.protocol.routing import Route, YjsRoute
+from edrys_relay.security.redaction import redact
 from edrys_relay.security.tokens import Claims, Role, TokenError, TokenSigner
 
 SUBPROTOCOL = "yauth"
 SUBPROTOCOL_PREFIX = "yauth-"
 MAX_TOKENS = 16
 """Tokens looked at per request; more are ignored (bounded verification work)."""
-
-_SECRETS = re.compile(r"((?:^|[?&\s])token=)[^&\s\"']*|(yauth-)[^\s,\"']+")
-
-
-def redact(text: str) -> str:
-    """Hide token values (query parameters and subprotocols) in a line meant for a log."""
-    return _SECRETS.sub(lambda m: (m.group(1) or m.group(2)) + "…", text)
-
-
-def redacted_target(target: str) -> str:
-    """A request target for logs: the path, with any query replaced by ``?…``."""
-    path, sep, _ = target.partition("?")
-    return f"{path[:120]}?…" if sep else path[:120]
 
 
 class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -160,8 +148,6 @@ __all__ = [
     "AccessControl",
     "Grants",
     "RedactingLogger",
-    "redact",
-    "redacted_target",
     "request_tokens",
     "select_subprotocol",
 ]
