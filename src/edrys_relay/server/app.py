@@ -81,7 +81,7 @@ def door_of(route: Route) -> str:
 
 @dataclass(slots=True)
 class DrainReport:
-    """What the last shutdown did and how long each phase took (docs/operations.md)."""
+    """What a shutdown did and how long each phase took (logged as ``server.drained``)."""
 
     connections: int = 0
     """Connections open when the drain began."""
@@ -143,8 +143,6 @@ class RelayServer:
         self.streams = StreamHub(settings)
         self.stream_door = StreamDoor(self.streams, self.access)
         self.traffic = {door: Traffic(door) for door in DOORS}
-        self.drain: DrainReport | None = None
-        """Set by :meth:`shutdown`."""
         self.metrics.register(RelayCollector(self))
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -211,7 +209,6 @@ class RelayServer:
         if report is None:
             return
         report.total_seconds = time.monotonic() - started
-        self.drain = report
         logger.info(
             "drained: %d connections told 1012, %d of them cut off; %.3f s "
             "(flush %.3f s, close %.3f s)",
