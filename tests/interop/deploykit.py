@@ -24,15 +24,12 @@ SITE = REPO / "deploy" / "nginx" / "edrys-relay.conf"
 UNIT = REPO / "deploy" / "systemd" / "edrys-relay.service"
 
 
-def nginx_binary() -> str:
-    """The nginx to run; skips without one, except under CI (scripts/setup installs it)."""
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
-    )
+def require_tool(name: str, package: str) -> str:
+    """A Debian tool the tests run; skips without it, except under CI (scripts/setup installs
+    it as root)."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if found is None:
-        message = (
-            "nginx is not installed (scripts/setup installs it as root: apt-get install nginx)"
-        )
+        message = f"{name} is not installed (scripts/setup installs it as root: apt {package})"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -94,7 +91,7 @@ class Nginx:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        binary = nginx_binary()
+        binary = require_tool("nginx", "nginx")
         conf = str(self.directory / "nginx.conf")
         base = [binary, "-p", str(self.directory), "-e", str(self.directory / "error.log")]
         check = await asyncio.create_subprocess_exec(

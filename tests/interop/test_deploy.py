@@ -13,6 +13,7 @@ import asyncio
 import re
 import signal
 import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,11 @@ from edrys_relay.config import Settings
 from edrys_relay.storage.writer import StoreWriter
 from tests.interop.deploykit import (
     SITE,
+    UNIT,
     Nginx,
     free_port,
     render_site,
+    require_tool,
     unit_flags,
     unit_service,
 )
@@ -257,3 +260,19 @@ def test_site_timeouts_outlast_the_relays_keepalive() -> None:
         (setting,) = re.findall(rf"^\s*{directive} (\d+)([smh]);", site, re.MULTILINE)
         seconds = int(setting[0]) * units[setting[1]]
         assert seconds >= 4 * Settings().ping_interval, (directive, seconds)
+
+
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    """systemd itself reads the unit: no unknown key, no value it cannot parse."""
+    analyze = require_tool("systemd-analyze", "systemd")
+    (exec_start,) = unit_service()["ExecStart"]
+    binary = exec_start.split()[0]
+    stub = tmp_path / "edrys-relay"
+    stub.write_text("#!/bin/sh\n")
+    stub.chmod(0o755)
+    unit = tmp_path / UNIT.name
+    unit.write_text(UNIT.read_text().replace(binary, str(stub)))
+    result = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
