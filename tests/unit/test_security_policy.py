@@ -9,7 +9,7 @@ from edrys_relay.protocol.routing import RoomName
 from edrys_relay.security.addresses import client_address, parse_proxies
 from edrys_relay.security.origins import origin_allowed, validate_origin
 from edrys_relay.security.ratelimit import TokenBucket
-from edrys_relay.security.redaction import redact, redact_path, room_label
+from edrys_relay.security.redaction import redact, redacted_target, room_label
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter
 
 ALLOWED = ("https://school.example", "http://localhost:8080")
@@ -125,8 +125,8 @@ def test_redaction() -> None:
     assert "v1.abc" not in out and "v1.x" not in out and "userid=u" in out
     assert redact("/?token=a,b&x=1") == "/?token=…&x=1"
     label = room_label("room")
-    assert redact_path("/room?token=secret") == f"/{label}?…"
-    assert redact_path("/room") == f"/{label}"
+    assert redacted_target("/room?token=secret") == f"/{label}?…"
+    assert redacted_target("/room") == f"/{label}"
 
 
 @pytest.mark.parametrize(
@@ -141,13 +141,19 @@ def test_redaction() -> None:
         ("/lesson-42?userid=u&token=x", "/{lesson-42}?…"),
         ("/a/b/c", "/{a/b/c}"),
         ("relative", "/{relative}"),
+        ("/t", "/{t}"),  # a room named t, not a token prefix
+        ("/t/v1.a.b.c/Lab1?userid=u", "/t/…/{Lab1}?…"),
+        ("/t/v1.a.b.c,v1.d.e.f", "/t/…"),
+        ("/t/v1.a.b.c?x=1", "/t/…?…"),
+        ("/t/v1.a.b.c/", "/t/…/"),
+        ("/t/v1.a.b.c/stream", "/t/…/stream"),
+        ("/t/v1.a.b.c/t/x", "/t/…/{t/x}"),
     ],
 )
-def test_redact_path_keeps_the_door_and_labels_the_room(target: str, expected: str) -> None:
-    rooms = {"{lesson-42}": "lesson-42", "{a/b/c}": "a/b/c", "{relative}": "relative"}
-    for placeholder, room in rooms.items():
-        expected = expected.replace(placeholder, room_label(room))
-    assert redact_path(target) == expected
+def test_redacted_target_keeps_the_door_and_labels_the_room(target: str, expected: str) -> None:
+    for room in ("lesson-42", "a/b/c", "relative", "t", "Lab1", "t/x"):
+        expected = expected.replace("{" + room + "}", room_label(room))
+    assert redacted_target(target) == expected
 
 
 def test_room_labels_are_stable_distinct_and_hide_the_name() -> None:
@@ -157,6 +163,14 @@ def test_room_labels_are_stable_distinct_and_hide_the_name() -> None:
     assert len(set(labels)) == len(names)
     for name, label in zip(names, labels, strict=True):
         assert label.startswith("#") and len(label) == 13 and name not in label
+
+
+def test_redaction_of_path_tokens_in_free_text() -> None:
+    line = "GET /t/v1.abc.def.ghi/Lab1?userid=u HTTP/1.1"
+    assert redact(line) == "GET /t/…/Lab1?userid=u HTTP/1.1"
+    url = "wss://relay.example/t/v1.abc.def.ghi,v1.x.y.z/Lab1?token=v1.q.r.s"
+    assert redact(url) == "wss://relay.example/t/…/Lab1?token=…"
+    assert redact("y-websocket wss://h/t/v1.a.b.c: 401") == "y-websocket wss://h/t/…: 401"
 
 
 def test_settings_do_not_print_their_secrets() -> None:

@@ -3,11 +3,11 @@
 Off unless a secret is configured, so stock Edrys-Lite keeps working. When on, every upgrade is
 decided before the WebSocket handshake completes (threats.md A1): the Yjs door needs a token for
 its room, the signaling and stream doors need at least one valid token; no frame of an
-unauthorised client is ever read. Tokens come from the ``token`` query parameter (repeatable, or
-comma-separated, for one signaling connection serving several rooms) or from a
+unauthorised client is ever read. Tokens come from the path prefix ``/t/<token>`` (the only place
+stock Edrys-Lite can carry one, see ``protocol/routing.py``), the ``token`` query parameter
+(repeatable, or comma-separated, for one signaling connection serving several rooms) or a
 ``Sec-WebSocket-Protocol`` value ``yauth-<token>`` (after y-redis), which keeps them out of URLs
-and access logs. Query strings and subprotocol values are redacted from every log line
-(``security/redaction.py``).
+and access logs. All three are redacted from every log line (``security/redaction.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from websockets.typing import Subprotocol
 
 from edrys_relay.config import Settings
 from edrys_relay.protocol.routing import Route, YjsRoute
-from edrys_relay.security.redaction import redact
+from edrys_relay.security.redaction import redact, redacted_target
 from edrys_relay.security.tokens import Claims, Role, TokenError, TokenSigner
 
 SUBPROTOCOL = "yauth"
@@ -84,13 +84,13 @@ class AccessControl:
     def enabled(self) -> bool:
         return self._signer is not None
 
-    def grants(self, request: Request) -> Grants:
+    def grants(self, request: Request, route: Route) -> Grants:
         """Verify every token the request carries; invalid ones grant nothing."""
         grants = Grants()
         if self._signer is None:
             return grants
         now = self._clock()
-        for token in request_tokens(request)[:MAX_TOKENS]:
+        for token in [*route.tokens, *request_tokens(request)][:MAX_TOKENS]:
             try:
                 claims = self._signer.verify(token, now=now)
             except TokenError:
@@ -124,7 +124,10 @@ def select_subprotocol(
 
 
 def request_tokens(request: Request) -> list[str]:
-    """Tokens from the query (``token=a&token=b`` or ``token=a,b``) and from subprotocols."""
+    """Tokens from the query (``token=a&token=b`` or ``token=a,b``) and from subprotocols.
+
+    Path-prefix tokens are the route's (:func:`~edrys_relay.protocol.routing.route_request`).
+    """
     _, _, query = request.path.partition("?")
     tokens: list[str] = []
     try:
@@ -148,6 +151,8 @@ __all__ = [
     "AccessControl",
     "Grants",
     "RedactingLogger",
+    "redact",
+    "redacted_target",
     "request_tokens",
     "select_subprotocol",
 ]

@@ -40,7 +40,7 @@ from edrys_relay.protocol.routing import (
 )
 from edrys_relay.security.addresses import client_address, parse_proxies
 from edrys_relay.security.origins import origin_allowed
-from edrys_relay.security.redaction import redact_path, room_label
+from edrys_relay.security.redaction import redacted_target, room_label
 from edrys_relay.server import http, tls
 from edrys_relay.server.access import (
     AccessControl,
@@ -48,6 +48,7 @@ from edrys_relay.server.access import (
     RedactingLogger,
     select_subprotocol,
 )
+from edrys_relay.server.bus import LocalBus, RoomBus
 from edrys_relay.server.connection import READ_BUFFER_SIZE, Connection, Traffic
 from edrys_relay.server.doors import SignalingDoor, YjsDoor
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter, SecurityStats
@@ -106,10 +107,20 @@ class RelayServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = RelayMetrics()
-        self.writer = StoreWriter(
-            lambda: open_store(settings), observe_commit=self.metrics.commit_seconds.observe
-        )
-        self.rooms = RoomHub(settings, self.writer)
+        self.bus: RoomBus
+        if settings.redis_url is not None:
+            from edrys_relay.cluster.bus import RedisBus, RedisCollector
+
+            self.bus = redis_bus = RedisBus(
+                settings, settings.redis_url, observe_commit=self.metrics.commit_seconds.observe
+            )
+            self.metrics.register(RedisCollector(redis_bus))
+        else:
+            writer = StoreWriter(
+                lambda: open_store(settings), observe_commit=self.metrics.commit_seconds.observe
+            )
+            self.bus = LocalBus(writer)
+        self.rooms = RoomHub(settings, self.bus)
         self.access = AccessControl(settings)
         self.stats = SecurityStats()
         self.counter = ConnectionCounter(
@@ -141,6 +152,8 @@ class RelayServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._joins: set[asyncio.Task[None]] = set()
         self.streams = StreamHub(settings)
+        if settings.redis_url is not None:
+            redis_bus.relay_hubs(self.topics, self.streams)
         self.stream_door = StreamDoor(self.streams, self.access)
         self.traffic = {door: Traffic(door) for door in DOORS}
         self.metrics.register(RelayCollector(self))
@@ -152,7 +165,7 @@ class RelayServer:
         ssl_context = None
         if s.tls_cert_file is not None and s.tls_key_file is not None:
             ssl_context = tls.server_context(s.tls_cert_file, s.tls_key_file)
-        await self.writer.__aenter__()
+        await self.bus.start()
         try:
             loop = asyncio.get_running_loop()
             self._server = await loop.create_server(
@@ -164,7 +177,7 @@ class RelayServer:
                 backlog=LISTEN_BACKLOG,
             )
         except BaseException:
-            await self.writer.aclose()
+            await self.bus.aclose()
             raise
         self.started_at = time.monotonic()
         self._tasks = [
@@ -183,6 +196,7 @@ class RelayServer:
                 "port": self.port,
                 "tls": ssl_context is not None,
                 "store": s.store,
+                "redis": s.redis_url is not None,
                 "version": __version__,
             },
         )
@@ -205,7 +219,7 @@ class RelayServer:
             report = await self._close_connections()
         finally:
             await self.rooms.aclose()
-            await self.writer.aclose()
+            await self.bus.aclose()
         if report is None:
             return
         report.total_seconds = time.monotonic() - started
@@ -303,7 +317,7 @@ class RelayServer:
             self.stats.refused_origin += 1
             self._log_refusal(connection, request, "origin", door, "origin not allowed")
             return http.response(403, b"origin not allowed\n")
-        grants = self.access.grants(request)
+        grants = self.access.grants(request, route)
         if not self.access.admits(route, grants):
             self.stats.refused_token += 1
             self._log_refusal(connection, request, "token", door, "no valid token")
@@ -315,7 +329,7 @@ class RelayServer:
     def _log_refusal(
         self, connection: Connection, request: Request, reason: str, door: str, why: str
     ) -> None:
-        path = redact_path(request.path)
+        path = redacted_target(request.path)
         logger.info(
             "refused upgrade to %s: %s",
             path,

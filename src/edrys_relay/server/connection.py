@@ -41,7 +41,7 @@ from websockets.typing import LoggerLike, Subprotocol
 
 from edrys_relay.config import Settings
 from edrys_relay.protocol.errors import ProtocolError
-from edrys_relay.security.redaction import redact_path
+from edrys_relay.security.redaction import redacted_target
 from edrys_relay.server.transport import Outbox
 
 logger = logging.getLogger(__name__)
@@ -272,7 +272,7 @@ class Connection(asyncio.BufferedProtocol):
         try:
             response = host.process_request(self, request)
         except Exception:
-            path = redact_path(request.path)
+            path = redacted_target(request.path)
             logger.exception(
                 "%s error while answering %s",
                 self.id,

@@ -56,7 +56,8 @@ class RelayMetrics:
         GCCollector(registry=self.registry)
         self.commit_seconds = Histogram(
             PREFIX + "store_commit_seconds",
-            "Time of one group commit to the store, retries included",
+            "Time of one group commit to the store (Redis mode: one XADD pipeline), retries "
+            "included",
             buckets=COMMIT_BUCKETS,
             registry=self.registry,
         )
@@ -199,10 +200,10 @@ def _yjs(s: RelayServer) -> Iterator[Metric]:
 
 
 def _store(s: RelayServer) -> Iterator[Metric]:
-    stats = s.writer.stats
+    stats = s.bus.stats
     yield CounterMetricFamily(
         PREFIX + "store_updates_committed",
-        "Document updates durably committed",
+        "Document updates made durable (SQLite commit, or Redis XADD)",
         value=stats.updates,
     )
     yield CounterMetricFamily(
@@ -216,7 +217,7 @@ def _store(s: RelayServer) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         PREFIX + "store_backlog_bytes",
         "Bytes of updates waiting for their commit",
-        value=s.writer.backlog_bytes,
+        value=s.bus.backlog_bytes,
     )
 
 
