@@ -1,4 +1,4 @@
-"""Door selection by path (protocols.md §2.1, §6.3-1) and room-name validation (B12)."""
+"""Doors by path (protocols.md §2.1, §6.3-1) and room-name validation (docs/threats.md B12)."""
 
 import pytest
 

@@ -1,6 +1,6 @@
 """Which door an upgrade request knocks on, decided from its request target alone.
 
-protocols.md §2.1 and §6: ``/`` and ``/signaling`` are y-webrtc signaling; exactly ``/stream``,
+protocols.md §2.1 and §7.1: ``/`` and ``/signaling`` are y-webrtc signaling; exactly ``/stream``,
 ``/stream/...`` or ``/stream?...`` is the stream relay (not every ``/stream*`` prefix, the Node
 server's pitfall §6.3-1); every other path names a y-websocket room. Like both Node servers we
 do not percent-decode the room name, so Edrys' un-encoded room ids map to the same documents.

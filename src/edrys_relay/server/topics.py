@@ -4,7 +4,7 @@ Set semantics for subscriptions; a publish goes, serialised once, to every subsc
 topic including the publisher; everything of a connection is removed when it closes, and
 empty topics are deleted so the topic map tracks live topics only.
 
-Limits (threats.md V11, B11): topics per connection and subscribers per topic are capped; a
+Limits (docs/threats.md V11, B11): topics per connection and subscribers per topic are capped; a
 subscription over a cap, or to a topic the connection holds no token for, is refused (not
 made, counted, the rest of the frame still applies). With access control on, a connection may
 only publish to topics it is subscribed to, and ``clients`` counts are not sent.

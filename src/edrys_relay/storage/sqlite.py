@@ -1,6 +1,6 @@
 """The default store: one SQLite database (WAL, ``synchronous=FULL``) in the data directory.
 
-Durability (threats.md F1, F2): with WAL and ``synchronous=FULL`` a committed transaction
+Durability (docs/threats.md F1, F2): with WAL and ``synchronous=FULL`` a committed transaction
 survives a crash of the process and a power loss (sqlite.org/pragma.html#pragma_synchronous).
 The schema version lives in ``PRAGMA user_version``; a database written by a newer version is
 refused with :class:`SchemaTooNew`, never rewritten. The writer thread and the loader thread
