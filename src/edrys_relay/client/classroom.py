@@ -103,7 +103,7 @@ class Classroom:
 
     @property
     def problem(self) -> str | None:
-        """Why the last connection to the server failed or ended; None while connected."""
+        """Why the transport's last connection failed or ended; None again once one opens."""
         return None if self._active is None else self._active.last_error
 
     @property

@@ -158,7 +158,7 @@ class WebRtcTransport:
         self.subscribers_counted = asyncio.Event()
         """Set once every signaling server counted the room's subscribers (see :attr:`alone`)."""
         self.last_error: str | None = None
-        """Why the last signaling connection failed or ended; None while one is open."""
+        """Why the last signaling connection failed or ended; None again once one opens."""
         self.synced = synced
         self._on_app_message = on_app_message
         self.identity = (
