@@ -46,6 +46,17 @@ def test_nothing_points_outside_the_repository() -> None:
     assert not offenders
 
 
+def test_code_cites_threats_by_their_path_in_the_repository() -> None:
+    bare = [
+        name
+        for name, text in tracked_texts().items()
+        if not name.startswith("docs/")
+        and name != "tests/unit/test_doc_references.py"
+        and re.search(r"(?<![/\w])threats\.md", text)
+    ]
+    assert not bare, "cite docs/threats.md"
+
+
 def test_cited_threat_ids_exist() -> None:
     rows = set(re.findall(r"^\| ([VLFBA]\d+) \|", (DOCS / "threats.md").read_text(), re.M))
     missing = set()

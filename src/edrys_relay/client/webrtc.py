@@ -56,6 +56,7 @@ from edrys_relay.protocol.lib0 import Decoder, encode_var_string
 from edrys_relay.protocol.webrtc_crypto import decrypt, derive_key, encrypt
 from edrys_relay.protocol.webrtc_peers import Connect, Deliver, PeerTable
 from edrys_relay.protocol.yjs import encode_awareness
+from edrys_relay.security.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ class _Signaling:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.label = redact(url)
+        """The URL as logs show it: tokens hidden."""
         self.connection: ClientConnection | None = None
         self.subscribers: int | None = None
         """The room's subscribers here, as the echo of our announce counts them (None: unknown)."""
@@ -174,7 +177,7 @@ class WebRtcTransport:
         if self.options.password is not None:
             self._key = await asyncio.to_thread(derive_key, self.options.password, self.room)
         for signaling in self._signaling:
-            self._spawn(self._signal_forever(signaling), f"signaling {signaling.url}")
+            self._spawn(self._signal_forever(signaling), f"signaling {signaling.label}")
 
     async def close(self) -> None:
         for signaling in self._signaling:
@@ -286,7 +289,7 @@ class WebRtcTransport:
                     await self._signal_session(signaling, connection)
                 self.last_error = f"signaling {signaling.url}: the server closed the connection"
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-                self.last_error = f"signaling {signaling.url}: {exc or type(exc).__name__}"
+                self.last_error = f"signaling {signaling.label}: {exc or type(exc).__name__}"
                 logger.info("%s", self.last_error)
             finally:
                 signaling.connection = None
@@ -324,7 +327,7 @@ class WebRtcTransport:
                 return
             action = self.table.receive(inner)
         except ProtocolError as exc:
-            logger.info("signaling %s: ignoring a message: %s", signaling.url, exc)
+            logger.info("signaling %s: ignoring a message: %s", signaling.label, exc)
             return
         sender = inner.get("from") if isinstance(inner, dict) else None
         if isinstance(sender, str) and sender != self.peer_id:

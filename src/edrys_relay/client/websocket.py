@@ -31,6 +31,7 @@ from edrys_relay.protocol.yjs import (
     encode_awareness,
     encode_sync_step1,
 )
+from edrys_relay.security.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class WebSocketTransport:
     ) -> None:
         self.shared = shared
         self.url = url
+        self.label = redact(url)
+        """The URL as logs show it: tokens hidden."""
         self.options = options
         self.synced = synced
         self._queue: asyncio.Queue[bytes] | None = None
@@ -101,7 +104,7 @@ class WebSocketTransport:
         shared.add_local_listener(self.broadcast)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"ywebsocket {self.url}")
+        self._task = asyncio.create_task(self._run(), name=f"ywebsocket {self.label}")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -128,7 +131,7 @@ class WebSocketTransport:
         try:
             queue.put_nowait(message)
         except asyncio.QueueFull:
-            logger.warning("send queue full, reconnecting to %s", self.url)
+            logger.warning("send queue full, reconnecting to %s", self.label)
             self._queue = None
             connection.transport.abort()  # the reader ends, and we reconnect and resync
 
@@ -149,10 +152,10 @@ class WebSocketTransport:
                     await self._session(connection)
                 self.last_error = f"{self.url}: {_closed(connection)}"
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-                self.last_error = f"{self.url}: {exc or type(exc).__name__}"
+                self.last_error = f"{self.label}: {exc or type(exc).__name__}"
                 logger.info("y-websocket %s", self.last_error)
             except ProtocolError as exc:
-                self.last_error = f"{self.url}: protocol error from the server: {exc}"
+                self.last_error = f"{self.label}: protocol error from the server: {exc}"
                 logger.warning("y-websocket %s", self.last_error)
             await asyncio.sleep(backoff_delay(failures, self.options))
             failures += 1
