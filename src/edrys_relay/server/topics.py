@@ -10,7 +10,8 @@ made, counted, the rest of the frame still applies). With access control on, a c
 only publish to topics it is subscribed to, and ``clients`` counts are not sent.
 
 With a :class:`TopicRelay` (``cluster/relays.py``), publishes also reach the subscribers on
-other nodes; caps and counts stay per node.
+other nodes; caps stay per node, and ``clients`` counts are not sent: a node knows only its own
+subscribers, and the Python client reads a count of one as an empty room (docs/client.md).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class TopicHub:
         receivers = self.topics.get(topic)
         if not receivers:
             return
-        count = len(receivers) if self.show_client_count else None
+        count = len(receivers) if self.show_client_count and self.relay is None else None
         text = signaling.encode_publish(message, count)
         for receiver in list(receivers):
             receiver.send(text)
