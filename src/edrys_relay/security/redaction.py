@@ -1,5 +1,5 @@
 """What log lines and metrics may say about secrets: tokens never, room names only as a label
-(threats.md V20, A4; docs/operations.md "Redaction").
+(docs/threats.md V20, A4; docs/operations.md "Redaction").
 
 A token can travel in three places (docs/security.md "Tokens"): the ``token`` query parameter,
 a ``yauth-<token>`` subprotocol, and the path prefix ``/t/<token>``. In Edrys a room name is

@@ -258,7 +258,7 @@ class RelayServer:
             report.connections,
             extra={"event": "server.draining", "connections": report.connections},
         )
-        # Relay what is committed before telling clients to reconnect (threats.md F8).
+        # Relay what is committed before telling clients to reconnect (docs/threats.md F8).
         started = time.monotonic()
         await self.rooms.flush()
         report.flush_seconds = time.monotonic() - started
@@ -549,7 +549,7 @@ class RelayServer:
         return client_address(peer_ip, request.headers.get_all("X-Forwarded-For"), self._proxies)
 
     def _close_on_expiry(self, connection: Connection, grants: Grants) -> None:
-        """Close the connection when its first token runs out (threats.md A7)."""
+        """Close the connection when its first token runs out (docs/threats.md A7)."""
         expires = grants.expires
         if expires is None:
             return

@@ -4,7 +4,7 @@ The event loop never waits on ``fsync``. :meth:`StoreWriter.append` queues an up
 callback; one task commits everything queued so far in one transaction (every update that
 arrived during one loop turn, plus all that arrived while the previous commit was in flight),
 then runs the callbacks in order on the loop. A failing commit is retried with backoff, keeping
-its updates in order (threats.md F5); nothing is reported as committed until it is.
+its updates in order (docs/threats.md F5); nothing is reported as committed until it is.
 
 :class:`WriterStats` counts commits with plain integers, and ``observe_commit`` (the store
 commit latency histogram of ``/metrics``) is called once per group commit, never per update.
