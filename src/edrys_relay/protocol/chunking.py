@@ -28,7 +28,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from edrys_relay.protocol.errors import MalformedMessage, MessageTooBig, PolicyViolation
 
@@ -99,6 +99,21 @@ def decode_packet(packet: bytes | bytearray | memoryview) -> tuple[ChunkHeader, 
     if (header.length == 1) != (header.chunk_size == header.total_size):
         raise MalformedMessage("single-chunk message whose chunk is not the whole message")
     return header, chunk
+
+
+def detect_framing(first_packet: bytes | bytearray | memoryview) -> Literal["edrys", "plain"]:
+    """Which data-channel framing a peer uses, from the first message it sent on the channel.
+
+    Both y-webrtc flavours open with their sync step 1. Framed by the fork it is the first
+    chunk of message 0: a valid header with ``tx_ord`` 0 and ``index`` 0, so 16 zero bytes.
+    Unframed it is ``00 00`` followed by the state vector's non-zero length, which no valid
+    header can start with (and no valid y-protocols message starts with 8 zero bytes).
+    """
+    try:
+        header, _ = decode_packet(first_packet)
+    except MalformedMessage:
+        return "plain"
+    return "edrys" if header.tx_ord == 0 and header.index == 0 else "plain"
 
 
 def split_message(message: bytes, tx_ord: int, chunk_size: int = CHUNK_SIZE) -> list[bytes]:
@@ -266,6 +281,7 @@ __all__ = [
     "ChunkHeader",
     "Reassembler",
     "decode_packet",
+    "detect_framing",
     "encode_packet",
     "split_message",
 ]
