@@ -81,6 +81,7 @@ def add_parser(commands: Commands) -> None:
         help="log verbosity (env LOG_LEVEL; default %(default)s)",
     )
     _add_security_flags(serve)
+    _add_bridge_flags(serve)
     serve.set_defaults(run=run)
 
 
@@ -215,6 +216,58 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_bridge_flags(serve: argparse.ArgumentParser) -> None:
+    """The WebRTC bridge: the server as a y-webrtc peer in every room (docs/design.md)."""
+    group = serve.add_argument_group("WebRTC bridge (off by default)")
+    group.add_argument(
+        "--bridge-webrtc",
+        action="store_true",
+        help="join every WebRTC room on the signaling door as a peer, so the room's document"
+        " is the one the WebSocket door serves, and is stored (the server sees its content)",
+    )
+    group.add_argument(
+        "--bridge-password",
+        action="append",
+        default=[],
+        metavar="PASSWORD",
+        help="y-webrtc room password to try (repeatable; default: Edrys-Lite's 'password')",
+    )
+    group.add_argument(
+        "--bridge-max-peers-per-room",
+        type=positive_int,
+        default=DEFAULTS.bridge_max_peers_per_room,
+        metavar="N",
+        help="WebRTC peers the server connects to in one room; more stay peer to peer"
+        " (default %(default)s)",
+    )
+    group.add_argument(
+        "--bridge-max-peers",
+        type=positive_int,
+        default=DEFAULTS.bridge_max_peers,
+        metavar="N",
+        help="WebRTC peers the server connects to in all rooms (default %(default)s)",
+    )
+    group.add_argument(
+        "--bridge-ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN server for the bridge's connections, e.g. stun:stun.example:3478"
+        " (repeatable; default none: the server's own addresses)",
+    )
+
+
+def bridge_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Settings` fields given by the bridge flags."""
+    return {
+        "bridge_webrtc": args.bridge_webrtc,
+        "bridge_passwords": tuple(args.bridge_password) or DEFAULTS.bridge_passwords,
+        "bridge_max_peers_per_room": args.bridge_max_peers_per_room,
+        "bridge_max_peers": args.bridge_max_peers,
+        "bridge_ice_servers": tuple(args.bridge_ice_server),
+    }
+
+
 def security_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Settings from the security flags.
 
@@ -279,8 +332,12 @@ def run(args: argparse.Namespace) -> int:
         compact_updates=args.compact_updates,
         compact_bytes=args.compact_bytes,
         **stream_settings(args),
+        **bridge_settings(args),
         **security,
     )
+    if settings.bridge_webrtc and not _aiortc_installed():
+        print("edrys-relay: --bridge-webrtc needs aiortc: pip install aiortc", file=sys.stderr)
+        return 2
     try:
         asyncio.run(_run(settings))
     except StoreError as exc:
@@ -307,6 +364,12 @@ async def _run(settings: Settings) -> None:
         _print_banner(settings, server.port)
         await stop.wait()
         print("edrys-relay: shutting down (clients are told to reconnect)", flush=True)
+
+
+def _aiortc_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("aiortc") is not None
 
 
 GC_THRESHOLDS = (10_000, 50, 100)
@@ -354,6 +417,11 @@ def _print_banner(settings: Settings, port: int) -> None:
         lines.append("access control on: clients need a room token (edrys-relay token ROOM)")
     if settings.allowed_origins:
         lines.append(f"allowed origins: {', '.join(settings.allowed_origins)}")
+    if settings.bridge_webrtc:
+        lines.append(
+            "WebRTC bridge on: the server joins WebRTC rooms as a peer, sees and stores their"
+            " content, and serves the same document on the WebSocket door"
+        )
     print("\n".join(lines), flush=True)
 
 
@@ -363,4 +431,12 @@ def _storage_line(settings: Settings) -> str:
     return f"storage: sqlite in {Path(settings.data_dir).resolve()}"
 
 
-__all__ = ["GC_THRESHOLDS", "add_parser", "run", "security_settings", "stream_settings", "tune_gc"]
+__all__ = [
+    "GC_THRESHOLDS",
+    "add_parser",
+    "bridge_settings",
+    "run",
+    "security_settings",
+    "stream_settings",
+    "tune_gc",
+]

@@ -8,17 +8,23 @@ Limits (threats.md V11, B11): topics per connection and subscribers per topic ar
 subscription over a cap, or to a topic the connection holds no token for, is refused (not
 made, counted, the rest of the frame still applies). With access control on, a connection may
 only publish to topics it is subscribed to, and ``clients`` counts are not sent.
+
+An ``observer`` (the WebRTC bridge, ``server/bridge.py``) is told of every publish the hub
+accepts, with its sender.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edrys_relay.protocol import signaling
 from edrys_relay.server.peer import Peer
 
 logger = logging.getLogger(__name__)
+
+PublishObserver = Callable[[Peer, signaling.Publish], None]
 
 
 @dataclass
@@ -35,6 +41,8 @@ class TopicHub:
     allowed: dict[Peer, frozenset[str]] = field(default_factory=dict)
     refused: int = 0
     """Subscriptions and publishes refused by a cap or for lack of a token."""
+    observer: PublishObserver | None = None
+    """Called with every accepted publish and its sender."""
 
     def connect(self, peer: Peer, allowed: frozenset[str] | None = None) -> None:
         """Register a connection; ``allowed`` restricts the topics it may join (None: any)."""
@@ -93,6 +101,8 @@ class TopicHub:
         if self.require_subscription and message.topic not in self.subscriptions.get(sender, ()):
             self.refused += 1
             return
+        if self.observer is not None:
+            self.observer(sender, message)
         receivers = self.topics.get(message.topic)
         if not receivers:
             return
@@ -114,4 +124,4 @@ class TopicHub:
         return len(self.subscriptions)
 
 
-__all__ = ["TopicHub"]
+__all__ = ["PublishObserver", "TopicHub"]
