@@ -7,6 +7,7 @@ from edrys_relay.protocol.routing import (
     SignalingRoute,
     StreamRoute,
     YjsRoute,
+    room_for_topic,
     route_request,
 )
 
@@ -53,3 +54,23 @@ def test_bad_room_names(target: str) -> None:
 def test_too_many_query_fields() -> None:
     with pytest.raises(InvalidPayload):
         route_request("/room?" + "&".join(f"k{i}=v" for i in range(100)))
+
+
+@pytest.mark.parametrize(
+    ("topic", "room"),
+    [
+        ("AbCdEfGhIjKlMnOp", "AbCdEfGhIjKlMnOp"),
+        ("AbCdEfGhIjKlMnOpHASH1234", "AbCdEfGhIjKlMnOpHASH1234"),
+        ("yjs/room", "yjs/room"),
+        ("streaming", "streaming"),
+        ("", None),  # the signaling door itself
+        ("signaling", None),
+        ("stream", None),
+        ("stream/x", None),
+        ("a?b", None),  # the Yjs door would serve room "a"
+        ("a b", None),
+        ("x" * 257, None),
+    ],
+)
+def test_room_for_topic(topic: str, room: str | None) -> None:
+    assert room_for_topic(topic) == room

@@ -313,6 +313,8 @@ def run(args: argparse.Namespace) -> int:
     if args.log_level.upper() != "DEBUG":
         # websockets' own "connection open/closed" lines carry no connection id; ours do.
         logging.getLogger("websockets.server").setLevel(logging.WARNING)
+        # aioice logs every ICE candidate pair check of the bridge's connections
+        logging.getLogger("aioice").setLevel(logging.WARNING)
     if not 0 <= args.port <= 65535:
         print(f"edrys-relay: --port {args.port} is not a port number", file=sys.stderr)
         return 2
