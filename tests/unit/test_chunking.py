@@ -281,7 +281,9 @@ def test_mutated_headers_never_crash(data: st.DataObject) -> None:
     ("first", "framing"),
     [
         (VEC_SINGLE, "edrys"),  # the fork's step 1 of an empty document
-        (VEC_MULTI_0, "plain"),  # a first chunk, but not of message 0
+        (VEC_MULTI_0, "edrys"),  # the first chunk of message 7
+        (VEC_MULTI_1, "plain"),  # a second chunk cannot come first
+        (bytes.fromhex(header_hex(1, 0, 1, 4, 4)) + STEP1, "edrys"),  # after an unsent empty one
         (STEP1, "plain"),  # upstream y-webrtc's step 1 of an empty document
         (bytes.fromhex("00000b01d2090a") + bytes(6), "plain"),  # step 1, one client
         # a step 1 padded past 40 bytes: 00 00 then the state vector's length, never 8 zeros

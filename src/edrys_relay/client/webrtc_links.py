@@ -397,6 +397,7 @@ class PeerLinks:
         try:
             if link.framing is None:
                 link.use_framing(detect_framing(packet))
+                logger.debug("%s: %s framing (%s)", link.remote, link.framing, packet[:48].hex())
                 self._ready(link)
             message = link.unframe(packet)
             if not message:

@@ -105,15 +105,17 @@ def detect_framing(first_packet: bytes | bytearray | memoryview) -> Literal["edr
     """Which data-channel framing a peer uses, from the first message it sent on the channel.
 
     Both y-webrtc flavours open with their sync step 1. Framed by the fork it is the first
-    chunk of message 0: a valid header with ``tx_ord`` 0 and ``index`` 0, so 16 zero bytes.
-    Unframed it is ``00 00`` followed by the state vector's non-zero length, which no valid
-    header can start with (and no valid y-protocols message starts with 8 zero bytes).
+    chunk of a message: a header whose fields agree with each other and with the bytes
+    received, with ``index`` 0 (``tx_ord`` need not be 0: the fork counts the empty messages
+    it never sends). Unframed it is ``00 00`` and the state vector; bytes 32-39 would have to
+    hold exactly the message's length minus 40, bytes 8-15 an index below bytes 16-23, and so
+    on, which a y-protocols message does not do.
     """
     try:
         header, _ = decode_packet(first_packet)
     except MalformedMessage:
         return "plain"
-    return "edrys" if header.tx_ord == 0 and header.index == 0 else "plain"
+    return "edrys" if header.index == 0 else "plain"
 
 
 def split_message(message: bytes, tx_ord: int, chunk_size: int = CHUNK_SIZE) -> list[bytes]:
