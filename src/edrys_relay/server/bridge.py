@@ -188,14 +188,14 @@ class BridgedRoom:
             return
         if action is None:
             return
-        if not self.bridge.can_write(sender, self.name):
-            self.read_only[action.remote] = True
         if self._new_peer(action) and not self.bridge.admits(self):
             self.table.closed(action.remote)
             return
         if len(self._actions) >= MAX_SIGNALS_WAITING:
             logger.warning("bridge room=%s: signaling backlog full, dropping a signal", self.name)
             return
+        if not self.bridge.can_write(sender, self.name):
+            self.read_only[action.remote] = True
         self._actions.append(action)
         self._wake.set()
 
@@ -317,7 +317,8 @@ class BridgedRoom:
         """Edrys custom messages (42) are for peers with a user entry; the bridge has none."""
 
     def link_closed(self, link: Link) -> None:
-        self.read_only.pop(link.remote, None)
+        if link.remote not in self.table:  # not replaced by a new link to the same peer
+            self.read_only.pop(link.remote, None)
         channel = self.channels.pop(link, None)
         if channel is None:
             return
@@ -333,7 +334,7 @@ class BridgedRoom:
 
 @dataclass
 class _Probe:
-    topic: str
+    name: RoomName
     data: str
 
 
@@ -405,13 +406,13 @@ class Bridge:
         if isinstance(data, dict):
             self._open(name, None)
         elif isinstance(data, str):
-            self._queue_probe(topic, data)
+            self._queue_probe(name, data)
 
-    def _queue_probe(self, topic: str, data: str) -> None:
+    def _queue_probe(self, name: RoomName, data: str) -> None:
         if len(self._probes) >= MAX_PROBES_WAITING:
             self.counters.probes_skipped += 1
             return
-        self._probes[topic] = _Probe(topic, data)
+        self._probes[name] = _Probe(name, data)
         if self._probe_task is None:
             self._probe_task = asyncio.create_task(self._probe_forever(), name="bridge probes")
         self._probe_wake.set()
@@ -424,20 +425,18 @@ class Bridge:
                 probe = next(iter(self._probes.values()))
                 started = time.monotonic()
                 key = await self._probe(probe)
-                del self._probes[probe.topic]
-                if key is not None:
-                    name = room_for_topic(probe.topic, self.settings.max_room_name)
-                    if name is not None and probe.topic not in self.bridged:
-                        self._open(name, key)
-                else:
-                    self._leave_alone(probe.topic, "signaling does not decrypt")
+                del self._probes[probe.name]
+                if key is None:
+                    self._leave_alone(probe.name, "signaling does not decrypt")
+                elif probe.name not in self.bridged:
+                    self._open(probe.name, key)
                 pause = 1 / PROBES_PER_SECOND - (time.monotonic() - started)
                 if pause > 0:
                     await asyncio.sleep(pause)
 
     async def _probe(self, probe: _Probe) -> bytes | None:
         for password in self.settings.bridge_passwords:
-            key = await asyncio.to_thread(derive_key, password, probe.topic)
+            key = await asyncio.to_thread(derive_key, password, probe.name)
             try:
                 decrypt(key, probe.data, max_size=self.settings.max_message_signaling)
             except ProtocolError:
