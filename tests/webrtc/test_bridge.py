@@ -67,8 +67,10 @@ def ws_base(server: RelayProcess) -> str:
 async def test_check_stock_webrtc_and_websocket_peers_share_one_room(
     start_server: StartServer,
 ) -> None:
-    """The issue's Check: each sees the other's edit; later a lone WebRTC peer gets both."""
-    server = start_server("--bridge-webrtc")
+    """The issue's Check: each sees the other's edit; later a lone WebRTC peer gets both. Then
+    the server restarts with nobody in the room, and a new WebRTC peer and a new WebSocket
+    member each get both edits, key order intact, from storage alone."""
+    server = start_server("--bridge-webrtc", store="sqlite")
     room = "Check" + uuid.uuid4().hex[:8]
     rtc = await NodeAgent.start(RTC_AGENT, "plain")
     ws = await NodeAgent.start()
@@ -90,6 +92,17 @@ async def test_check_stock_webrtc_and_websocket_peers_share_one_room(
         await rtc.until("map_get_json", stringify(FROM_WEBRTC), TIMEOUT, name="b", key="rtc")
         await rtc.until("map_get_json", stringify(FROM_WEBSOCKET), TIMEOUT, name="b", key="ws")
         assert await rtc.call("map_keys", name="b") == ["rtc", "ws"]
+
+        await rtc.call("close", name="b")
+        await until_bridged(server, 0)
+        await asyncio.to_thread(server.restart)
+        await open_rtc(rtc, server, "c", room)
+        await ws.call("open", name="v", url=ws_base(server), room=room)
+        for agent, name in ((rtc, "c"), (ws, "v")):
+            await agent.until("map_get_json", stringify(FROM_WEBRTC), TIMEOUT, name=name, key="rtc")
+            await agent.until(
+                "map_get_json", stringify(FROM_WEBSOCKET), TIMEOUT, name=name, key="ws"
+            )
     finally:
         await rtc.close()
         await ws.close()
