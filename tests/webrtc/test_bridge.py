@@ -272,3 +272,23 @@ async def test_python_auto_client_in_an_empty_room_is_answered_by_the_bridge(
             await py.wait_synced()
         assert py.transport == "webrtc"
         assert py._active.link_count == 1  # type: ignore[union-attr]
+
+
+async def test_python_webrtc_client_alone_gets_the_stored_room_from_the_bridge(
+    start_server: StartServer,
+) -> None:
+    """The bridge is still decrypting the room's first announce when its echo reaches the
+    client, so the echo must not count the client as alone (protocols.md §4.11): it waits for
+    the bridge and gets what the WebSocket door stored, instead of syncing with nobody."""
+    server = start_server("--bridge-webrtc")
+    room = "Stored" + uuid.uuid4().hex[:8]
+    async with Classroom(ws_base(server), room, transport="websocket") as writer:
+        await writer.wait_synced()
+        writer.doc.get("data", type=pycrdt.Map)["setup"] = FROM_WEBSOCKET
+        await writer.flush()
+    options = ClientOptions(webrtc_fallback_seconds=TIMEOUT)
+    async with Classroom(ws_base(server), room, transport="webrtc", options=options) as alone:
+        async with asyncio.timeout(TIMEOUT):
+            await alone.wait_synced()
+        stored = alone.doc.get("data", type=pycrdt.Map).get("setup")
+        assert stored == FROM_WEBSOCKET
