@@ -62,7 +62,8 @@ class Deployment:
         return RelayProcess(self.relay_port, data, *flags, *extra)
 
     async def agent(self) -> NodeAgent:
-        return await NodeAgent.start("js/ops_agent.mjs", {"NODE_EXTRA_CA_CERTS": str(self.ca_file)})
+        ca = {"NODE_EXTRA_CA_CERTS": str(self.ca_file)}
+        return await NodeAgent.start("js/ops_agent.mjs", env=ca)
 
 
 @pytest.fixture

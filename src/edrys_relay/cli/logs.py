@@ -68,6 +68,8 @@ def configure(level: str, log_format: LogFormat) -> None:
     if level.upper() != "DEBUG":
         # websockets' own "connection open/closed" lines carry no connection id; ours do.
         logging.getLogger("websockets.server").setLevel(logging.WARNING)
+        # aioice logs every ICE candidate pair check of the bridge's connections
+        logging.getLogger("aioice").setLevel(logging.WARNING)
 
 
 __all__ = ["TEXT_FORMAT", "JsonFormatter", "LogFormat", "TextFormatter", "configure"]

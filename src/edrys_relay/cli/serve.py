@@ -94,6 +94,7 @@ def add_parser(commands: Commands) -> None:
     )
     _add_security_flags(serve)
     _add_operations_flags(serve)
+    _add_bridge_flags(serve)
     serve.set_defaults(run=run)
 
 
@@ -270,6 +271,58 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_bridge_flags(serve: argparse.ArgumentParser) -> None:
+    """The WebRTC bridge: the server as a y-webrtc peer in every room (docs/design.md)."""
+    group = serve.add_argument_group("WebRTC bridge (off by default)")
+    group.add_argument(
+        "--bridge-webrtc",
+        action="store_true",
+        help="join every WebRTC room on the signaling door as a peer, so the room's document"
+        " is the one the WebSocket door serves, and is stored (the server sees its content)",
+    )
+    group.add_argument(
+        "--bridge-password",
+        action="append",
+        default=[],
+        metavar="PASSWORD",
+        help="y-webrtc room password to try (repeatable; default: Edrys-Lite's 'password')",
+    )
+    group.add_argument(
+        "--bridge-max-peers-per-room",
+        type=positive_int,
+        default=DEFAULTS.bridge_max_peers_per_room,
+        metavar="N",
+        help="WebRTC peers the server connects to in one room; more stay peer to peer"
+        " (default %(default)s)",
+    )
+    group.add_argument(
+        "--bridge-max-peers",
+        type=positive_int,
+        default=DEFAULTS.bridge_max_peers,
+        metavar="N",
+        help="WebRTC peers the server connects to in all rooms (default %(default)s)",
+    )
+    group.add_argument(
+        "--bridge-ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN server for the bridge's connections, e.g. stun:stun.example:3478"
+        " (repeatable; default none: the server's own addresses)",
+    )
+
+
+def bridge_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Settings` fields given by the bridge flags."""
+    return {
+        "bridge_webrtc": args.bridge_webrtc,
+        "bridge_passwords": tuple(args.bridge_password) or DEFAULTS.bridge_passwords,
+        "bridge_max_peers_per_room": args.bridge_max_peers_per_room,
+        "bridge_max_peers": args.bridge_max_peers,
+        "bridge_ice_servers": tuple(args.bridge_ice_server),
+    }
+
+
 def security_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Settings from the security flags.
 
@@ -361,10 +414,14 @@ def run(args: argparse.Namespace) -> int:
         compact_updates=args.compact_updates,
         compact_bytes=args.compact_bytes,
         **stream_settings(args),
+        **bridge_settings(args),
         **cluster,
         **security,
         **operations_settings(args),
     )
+    if settings.bridge_webrtc and settings.redis_url is not None:
+        print("edrys-relay: --bridge-webrtc runs on one node, not with --redis", file=sys.stderr)
+        return 2
     try:
         asyncio.run(_run(settings))
     except StoreError as exc:
@@ -471,6 +528,11 @@ def _banner(settings: Settings, port: int) -> str:
         )
     if settings.allowed_origins:
         lines.append(f"allowed origins: {', '.join(settings.allowed_origins)}")
+    if settings.bridge_webrtc:
+        lines.append(
+            "WebRTC bridge on: the server joins WebRTC rooms as a peer, sees and stores their"
+            " content, and serves the same document on the WebSocket door"
+        )
     return "\n".join(lines)
 
 
@@ -485,6 +547,7 @@ def _storage_line(settings: Settings) -> str:
 __all__ = [
     "GC_THRESHOLDS",
     "add_parser",
+    "bridge_settings",
     "cluster_settings",
     "operations_settings",
     "redact_url",

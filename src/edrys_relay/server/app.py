@@ -24,7 +24,7 @@ import logging
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.datastructures import MultipleValuesError
 from websockets.http11 import Request, Response
@@ -53,6 +53,7 @@ from edrys_relay.server.connection import READ_BUFFER_SIZE, Connection, Traffic
 from edrys_relay.server.doors import SignalingDoor, YjsDoor
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter, SecurityStats
 from edrys_relay.server.metrics import RelayCollector, RelayMetrics, authorized
+from edrys_relay.server.peer import Peer
 from edrys_relay.server.rooms import Room, RoomHub
 from edrys_relay.server.stream_door import StreamDoor
 from edrys_relay.server.streams import StreamHub
@@ -61,6 +62,9 @@ from edrys_relay.server.transport import Outbox
 from edrys_relay.storage import open_store
 from edrys_relay.storage.base import StoreError
 from edrys_relay.storage.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from edrys_relay.server.bridge import Bridge
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +161,27 @@ class RelayServer:
         self.stream_door = StreamDoor(self.streams, self.access)
         self.traffic = {door: Traffic(door) for door in DOORS}
         self.metrics.register(RelayCollector(self))
+        self._signaling_grants: dict[Peer, Grants] = {}
+        """Tokens of signaling connections, for the bridge (only with access control on)."""
+        self.bridge: Bridge | None = None
+        if settings.bridge_webrtc:
+            self.bridge = self._make_bridge()
+
+    def _make_bridge(self) -> Bridge:
+        from edrys_relay.server.bridge import Bridge  # aiortc, imported only when asked for
+
+        bridge = Bridge(
+            self.settings, self.topics, self.rooms, self.owners, self.stats, self._can_write
+        )
+        self.topics.observer = bridge
+        return bridge
+
+    def _can_write(self, signaling: Peer, room: str) -> bool:
+        """Whether a signaling connection's tokens let it write to ``room``."""
+        if not self.access.enabled:
+            return True
+        grants = self._signaling_grants.get(signaling)
+        return grants is not None and grants.can_write(room)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -263,6 +288,8 @@ class RelayServer:
         await self.rooms.flush()
         report.flush_seconds = time.monotonic() - started
         started = time.monotonic()
+        if self.bridge is not None:
+            await self.bridge.aclose()
         if self.connections:
             self._all_ended = asyncio.Event()
             closing = list(self.connections)
@@ -293,6 +320,8 @@ class RelayServer:
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
             self.rooms.sweep()
+            if self.bridge is not None:
+                self.bridge.sweep()
 
     async def _keepalive_forever(self) -> None:
         """One sweep pings every connection; one that missed the previous ping is closed."""
@@ -389,6 +418,7 @@ class RelayServer:
             },
             "streams": self.streams.summary(),
             "security": {**self.stats.as_dict(), "topics_refused": self.topics.refused},
+            **({"bridge": self.bridge.summary()} if self.bridge is not None else {}),
         }
 
     # -- open connections (Host) --------------------------------------------------------------
@@ -424,6 +454,8 @@ class RelayServer:
             )
             connection.ws.max_message_size = self.settings.max_message_signaling
             allowed = frozenset(grants.rooms) if self.access.enabled else None
+            if self.bridge is not None and self.access.enabled:
+                self._signaling_grants[connection] = grants
             connection.attach(
                 SignalingDoor(
                     connection,
@@ -445,6 +477,7 @@ class RelayServer:
     def ended(self, connection: Connection) -> None:
         self.connections.discard(connection)
         self._admitted.pop(connection, None)  # a handshake websockets refused after ours
+        self._signaling_grants.pop(connection, None)
         if connection.client is not None:
             self.counter.release(connection.client)
             connection.traffic.open -= 1
