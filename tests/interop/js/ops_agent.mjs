@@ -3,11 +3,11 @@
 // each optionally from a chosen local address (127.0.0.x) and with extra request headers, so
 // tests can act as several client machines behind one reverse proxy. wss:// works with
 // NODE_EXTRA_CA_CERTS=<test CA>. Request: {"id": n, "cmd": "...", ...}; reply {"id": n, "ok": ...}.
-import readline from 'node:readline'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { WebsocketClient } from 'lib0/websocket'
+import { serveCommands } from './jsonlines.mjs'
 
 const clients = new Map()
 
@@ -77,19 +77,7 @@ const commands = {
   }
 }
 
-const rl = readline.createInterface({ input: process.stdin })
-rl.on('line', (line) => {
-  let request
-  try {
-    request = JSON.parse(line)
-    const handler = commands[request.cmd]
-    if (!handler) throw new Error(`unknown command ${request.cmd}`)
-    process.stdout.write(JSON.stringify({ id: request.id, ok: handler(request) }) + '\n')
-  } catch (error) {
-    process.stdout.write(JSON.stringify({ id: request?.id ?? null, error: String(error) }) + '\n')
-  }
-})
-rl.on('close', () => {
+serveCommands(commands, () => {
   for (const c of clients.values()) {
     if (c.kind === 'yjs') c.provider.destroy(); else c.ws.destroy()
   }

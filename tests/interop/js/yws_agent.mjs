@@ -1,10 +1,10 @@
 // A Node process that holds stock y-websocket providers and obeys JSON commands on stdin.
 // One command per line: {"id": n, "cmd": "...", ...}; one reply per line: {"id": n, "ok": ...}.
 // Used by tests/interop/node_agent.py so pytest can drive real yjs + y-websocket clients.
-import readline from 'node:readline'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import { serveCommands } from './jsonlines.mjs'
 
 const clients = new Map()
 
@@ -57,19 +57,7 @@ const commands = {
   close: ({ name }) => { const c = get(name); c.provider.destroy(); c.doc.destroy(); clients.delete(name); return true }
 }
 
-const rl = readline.createInterface({ input: process.stdin })
-rl.on('line', (line) => {
-  let request
-  try {
-    request = JSON.parse(line)
-    const handler = commands[request.cmd]
-    if (!handler) throw new Error(`unknown command ${request.cmd}`)
-    process.stdout.write(JSON.stringify({ id: request.id, ok: handler(request) }) + '\n')
-  } catch (error) {
-    process.stdout.write(JSON.stringify({ id: request?.id ?? null, error: String(error) }) + '\n')
-  }
-})
-rl.on('close', () => {
+serveCommands(commands, () => {
   for (const c of clients.values()) c.provider.destroy()
   process.exit(0)
 })
