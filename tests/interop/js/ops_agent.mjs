@@ -7,7 +7,7 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { WebsocketClient } from 'lib0/websocket'
-import { serveCommands } from './jsonlines.mjs'
+import { serveCommands } from './agentkit.mjs'
 
 const clients = new Map()
 

@@ -9,7 +9,7 @@
 import { register } from 'node:module'
 import wrtc from '@roamhq/wrtc'
 import WebSocket from 'ws'
-import { serveCommands } from './jsonlines.mjs'
+import { providerCommands, serveCommands } from './agentkit.mjs'
 
 const framing = process.argv[2] || 'plain'
 if (framing === 'edrys') register('./edrys_framing_hook.mjs', import.meta.url)
@@ -37,14 +37,7 @@ const commands = {
     peers.set(name, { doc, provider })
     return doc.clientID
   },
-  map_set_json: ({ name, key, json }) => { get(name).doc.getMap('m').set(key, JSON.parse(json)); return true },
-  map_get_json: ({ name, key }) => {
-    const value = get(name).doc.getMap('m').get(key)
-    return value === undefined ? null : JSON.stringify(value)
-  },
-  map_keys: ({ name }) => Array.from(get(name).doc.getMap('m').keys()).sort(),
-  awareness_set: ({ name, state }) => { get(name).provider.awareness.setLocalState(state); return get(name).doc.clientID },
-  awareness_states: ({ name }) => Array.from(get(name).provider.awareness.getStates().entries()),
+  ...providerCommands(get),
   /** Open WebRTC connections: [{remotePeerId, connected, synced}]. */
   conns: ({ name }) => {
     const room = get(name).provider.room

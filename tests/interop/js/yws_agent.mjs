@@ -4,7 +4,7 @@
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
-import { serveCommands } from './jsonlines.mjs'
+import { providerCommands, serveCommands } from './agentkit.mjs'
 
 const clients = new Map()
 
@@ -39,14 +39,7 @@ const commands = {
   },
   text_delete: ({ name, index, length }) => { get(name).doc.getText('t').delete(index, length); return true },
   text_get: ({ name }) => get(name).doc.getText('t').toString(),
-  map_set_json: ({ name, key, json }) => { get(name).doc.getMap('m').set(key, JSON.parse(json)); return true },
-  map_get_json: ({ name, key }) => {
-    const value = get(name).doc.getMap('m').get(key)
-    return value === undefined ? null : JSON.stringify(value)
-  },
-  map_keys: ({ name }) => Array.from(get(name).doc.getMap('m').keys()).sort(),
-  awareness_set: ({ name, state }) => { get(name).provider.awareness.setLocalState(state); return get(name).doc.clientID },
-  awareness_states: ({ name }) => Array.from(get(name).provider.awareness.getStates().entries()),
+  ...providerCommands(get),
   client_id: ({ name }) => get(name).doc.clientID,
   stats: ({ name }) => {
     const c = get(name)
