@@ -93,7 +93,7 @@ class Settings:
     max_connections: int = 4096
     """Open WebSocket connections; beyond it new ones are closed with 1013."""
     max_connections_per_address: int = 1024
-    """Per client address; sized for a whole school behind one NAT address (threats.md V21)."""
+    """Per client address; sized for a whole school behind one NAT address (docs/threats.md V21)."""
     message_rate: float = 200.0
     """Average frames per second per connection; a connection over the bucket closes (1008)."""
     message_burst: int = 400
@@ -109,6 +109,25 @@ class Settings:
     """Loaded rooms; a connection that would open one more is shed with 1013 (A12)."""
     max_document_bytes: int = 32 * MiB
     """Stored update bytes per room; once reached, further updates are dropped (security.md)."""
+
+    # WebRTC bridge (docs/design.md "WebRTC bridge", docs/security.md; off by default)
+    bridge_webrtc: bool = False
+    """Join every signaling topic we can decrypt as a y-webrtc peer holding the room's document."""
+    bridge_passwords: tuple[str, ...] = field(default=("password",), repr=False)
+    """y-webrtc room passwords to try; Edrys-Lite always uses ``password``. Rooms whose
+    signaling is plaintext (no password) are joined too."""
+    bridge_max_peers_per_room: int = 32
+    """WebRTC peers the bridge connects to in one room; more keep to peer-to-peer only."""
+    bridge_max_peers: int = 128
+    """WebRTC peers the bridge connects to in all rooms together."""
+    bridge_ice_servers: tuple[str, ...] = ()
+    """STUN/TURN URLs for the bridge's peer connections; none: host candidates only."""
+
+    # Operations (docs/operations.md)
+    metrics_token: str | None = field(default=None, repr=False)
+    """Bearer token ``/metrics`` requires; None serves metrics to anyone who can connect."""
+    loop_lag_interval: float = 0.5
+    """How often the event-loop lag is sampled for ``/metrics``."""
 
     def public_url(self, scheme: str = "ws") -> str:
         """A URL for people to type: the bound host, or localhost for a wildcard bind."""

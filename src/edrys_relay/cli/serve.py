@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -24,9 +25,12 @@ from edrys_relay.cli.common import (
     positive_int,
     secrets,
 )
+from edrys_relay.cli.logs import configure as configure_logging
 from edrys_relay.config import Settings
 from edrys_relay.protocol.edrys_link import comm_parameter
 from edrys_relay.storage.base import StoreError
+
+logger = logging.getLogger(__name__)
 
 SERVE_EPILOG = """\
 environment variables (a flag wins over its variable):
@@ -37,6 +41,8 @@ environment variables (a flag wins over its variable):
   SSL_KEY, SSL_CERT      TLS key and certificate files (both set: HTTPS/WSS)
   EDRYS_RELAY_SECRET     room-token secret (turns access control on)
   EDRYS_RELAY_REDIS      redis://HOST:PORT/DB shared by several nodes (docs/deployment.md)
+  EDRYS_RELAY_METRICS_TOKEN   bearer token /metrics requires
+  EDRYS_RELAY_LOG_FORMAT text (default) or json
 
 examples:
   edrys-relay serve                      listen on 0.0.0.0:1234
@@ -47,6 +53,8 @@ examples:
   edrys-relay serve --ssl                HTTPS/WSS with a self-signed certificate
   edrys-relay serve --redis redis://10.0.0.5:6379/0   one of several nodes sharing rooms
   edrys-relay serve --ssl-key=k.pem --ssl-cert=c.pem --allowed-origin=https://school.example
+  edrys-relay serve --host 127.0.0.1 --trusted-proxy 127.0.0.1 --log-format json
+                                         behind nginx (deploy/, docs/operations.md)
 """
 
 
@@ -85,6 +93,8 @@ def add_parser(commands: Commands) -> None:
         help="log verbosity (env LOG_LEVEL; default %(default)s)",
     )
     _add_security_flags(serve)
+    _add_operations_flags(serve)
+    _add_bridge_flags(serve)
     serve.set_defaults(run=run)
 
 
@@ -261,6 +271,58 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_bridge_flags(serve: argparse.ArgumentParser) -> None:
+    """The WebRTC bridge: the server as a y-webrtc peer in every room (docs/design.md)."""
+    group = serve.add_argument_group("WebRTC bridge (off by default)")
+    group.add_argument(
+        "--bridge-webrtc",
+        action="store_true",
+        help="join every WebRTC room on the signaling door as a peer, so the room's document"
+        " is the one the WebSocket door serves, and is stored (the server sees its content)",
+    )
+    group.add_argument(
+        "--bridge-password",
+        action="append",
+        default=[],
+        metavar="PASSWORD",
+        help="y-webrtc room password to try (repeatable; default: Edrys-Lite's 'password')",
+    )
+    group.add_argument(
+        "--bridge-max-peers-per-room",
+        type=positive_int,
+        default=DEFAULTS.bridge_max_peers_per_room,
+        metavar="N",
+        help="WebRTC peers the server connects to in one room; more stay peer to peer"
+        " (default %(default)s)",
+    )
+    group.add_argument(
+        "--bridge-max-peers",
+        type=positive_int,
+        default=DEFAULTS.bridge_max_peers,
+        metavar="N",
+        help="WebRTC peers the server connects to in all rooms (default %(default)s)",
+    )
+    group.add_argument(
+        "--bridge-ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN server for the bridge's connections, e.g. stun:stun.example:3478"
+        " (repeatable; default none: the server's own addresses)",
+    )
+
+
+def bridge_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Settings` fields given by the bridge flags."""
+    return {
+        "bridge_webrtc": args.bridge_webrtc,
+        "bridge_passwords": tuple(args.bridge_password) or DEFAULTS.bridge_passwords,
+        "bridge_max_peers_per_room": args.bridge_max_peers_per_room,
+        "bridge_max_peers": args.bridge_max_peers,
+        "bridge_ice_servers": tuple(args.bridge_ice_server),
+    }
+
+
 def security_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Settings from the security flags.
 
@@ -298,16 +360,42 @@ def security_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def _add_operations_flags(serve: argparse.ArgumentParser) -> None:
+    """Logs, metrics and the graceful stop (docs/operations.md)."""
+    group = serve.add_argument_group("operations")
+    group.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("EDRYS_RELAY_LOG_FORMAT") or "text",
+        help="stderr log lines as text or one JSON object per line"
+        " (env EDRYS_RELAY_LOG_FORMAT; default %(default)s)",
     )
-    if args.log_level.upper() != "DEBUG":
-        # websockets' own "connection open/closed" lines carry no connection id; ours do.
-        logging.getLogger("websockets.server").setLevel(logging.WARNING)
+    group.add_argument(
+        "--metrics-token",
+        default=os.environ.get("EDRYS_RELAY_METRICS_TOKEN") or None,
+        metavar="TOKEN",
+        help="bearer token GET /metrics requires (env EDRYS_RELAY_METRICS_TOKEN;"
+        " default: none, metrics are open)",
+    )
+    group.add_argument(
+        "--close-timeout",
+        type=positive_float,
+        default=DEFAULTS.close_timeout,
+        metavar="SECONDS",
+        help="closing handshake deadline; on SIGTERM the drain waits this long for clients"
+        " (default %(default)s)",
+    )
+
+
+def operations_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Settings` fields given by the operations flags."""
+    return {"metrics_token": args.metrics_token, "close_timeout": args.close_timeout}
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, args.log_format)
     if not 0 <= args.port <= 65535:
-        print(f"edrys-relay: --port {args.port} is not a port number", file=sys.stderr)
+        _fail(args, f"--port {args.port} is not a port number")
         return 2
     from edrys_relay.server.tls import TLSError
 
@@ -315,7 +403,7 @@ def run(args: argparse.Namespace) -> int:
         security = security_settings(args)
         cluster = cluster_settings(args)
     except (ValueError, TLSError) as exc:
-        print(f"edrys-relay: {exc}", file=sys.stderr)
+        _fail(args, str(exc))
         return 2
     settings = Settings(
         host=args.host,
@@ -326,21 +414,35 @@ def run(args: argparse.Namespace) -> int:
         compact_updates=args.compact_updates,
         compact_bytes=args.compact_bytes,
         **stream_settings(args),
+        **bridge_settings(args),
         **cluster,
         **security,
+        **operations_settings(args),
     )
+    if settings.bridge_webrtc and settings.redis_url is not None:
+        print("edrys-relay: --bridge-webrtc runs on one node, not with --redis", file=sys.stderr)
+        return 2
     try:
         asyncio.run(_run(settings))
     except StoreError as exc:
-        print(f"edrys-relay: storage: {exc}", file=sys.stderr)
+        _fail(args, f"storage: {exc}")
         return 1
-    except OSError as exc:
-        print(
-            f"edrys-relay: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
+    except CannotListen as exc:
+        _fail(args, str(exc))
         return 1
     return 0
+
+
+def _fail(args: argparse.Namespace, message: str) -> None:
+    """Say why the server cannot start: a plain line, or a log record in JSON mode."""
+    if args.log_format == "json":
+        logger.error("%s", message, extra={"event": "server.failed"})
+    else:
+        print(f"edrys-relay: {message}", file=sys.stderr)
+
+
+class CannotListen(Exception):
+    """The listening socket could not be made; the message names the address and the cause."""
 
 
 async def _run(settings: Settings) -> None:
@@ -350,11 +452,30 @@ async def _run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with RelayServer(settings) as server:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            server = await stack.enter_async_context(RelayServer(settings))
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            raise CannotListen(f"cannot listen on {where}: {exc.strerror or exc}") from None
         tune_gc()
-        _print_banner(settings, server.port)
+        _say(_banner(settings, server.port))
         await stop.wait()
-        print("edrys-relay: shutting down (clients are told to reconnect)", flush=True)
+        _say("edrys-relay: shutting down (clients are told to reconnect)")
+
+
+def _say(text: str) -> None:
+    """Print ``text``; once standard output is gone (``serve | head -1``), keep serving silently.
+
+    The banner and the shutdown line are for whoever watches; a reader that went away must not
+    stop the server. Logging goes to standard error and is not affected.
+    """
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 GC_THRESHOLDS = (10_000, 50, 100)
@@ -374,7 +495,7 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def _print_banner(settings: Settings, port: int) -> None:
+def _banner(settings: Settings, port: int) -> str:
     bound = Settings(host=settings.host, port=port)
     secure = settings.tls_cert_file is not None
     ws_url = bound.public_url("wss" if secure else "ws")
@@ -389,6 +510,8 @@ def _print_banner(settings: Settings, port: int) -> None:
         f"  WebRTC mode     signaling server URL   {ws_url}",
         f"  video streams   stream URL             {ws_url}/stream",
         f"  health          {http_url}/healthz",
+        f"  metrics         {http_url}/metrics"
+        + (" (bearer token)" if settings.metrics_token else ""),
         "",
         "or append to a classroom link:",
         f"  WebSocket mode  #comm={websocket_link}",
@@ -405,7 +528,12 @@ def _print_banner(settings: Settings, port: int) -> None:
         )
     if settings.allowed_origins:
         lines.append(f"allowed origins: {', '.join(settings.allowed_origins)}")
-    print("\n".join(lines), flush=True)
+    if settings.bridge_webrtc:
+        lines.append(
+            "WebRTC bridge on: the server joins WebRTC rooms as a peer, sees and stores their"
+            " content, and serves the same document on the WebSocket door"
+        )
+    return "\n".join(lines)
 
 
 def _storage_line(settings: Settings) -> str:
@@ -419,7 +547,9 @@ def _storage_line(settings: Settings) -> str:
 __all__ = [
     "GC_THRESHOLDS",
     "add_parser",
+    "bridge_settings",
     "cluster_settings",
+    "operations_settings",
     "redact_url",
     "run",
     "security_settings",

@@ -23,6 +23,10 @@ it spoke for are removed within ``HEARTBEAT_TTL`` plus one check. Compaction mar
 entries, written by ``worker.py``) tell every node to install the new snapshot; a node that
 finds a marker past entries it never read (they were trimmed first) catches up from the
 snapshot.
+
+For ``/metrics`` (docs/operations.md) the bus keeps plain counters (:class:`RedisStats`, and
+the ``WriterStats`` every bus has) that :class:`RedisCollector` reads at scrape time; the
+commit histogram gets one observation per append call.
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
@@ -48,8 +54,9 @@ from edrys_relay.config import MiB, Settings
 from edrys_relay.protocol import yupdate
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import RoomName
+from edrys_relay.security.redaction import room_label
 from edrys_relay.storage.base import Record, StoreError
-from edrys_relay.storage.writer import Committed
+from edrys_relay.storage.writer import Committed, WriterStats
 
 if TYPE_CHECKING:
     from edrys_relay.server.rooms import Room
@@ -158,24 +165,35 @@ class _Feed:
 
 @dataclass(slots=True)
 class RedisStats:
-    """What this node did on Redis since start (for ``/metrics``)."""
+    """What this node did on Redis since start (``/metrics``)."""
 
     entries_read: int = 0
     """Room stream entries handled (updates, awareness, queries, markers)."""
     read_lag_seconds: float = 0.0
-    """Age of the newest entry handled (Redis' clock in its id, this node's now)."""
+    """Age of the newest entry handled, when handled; 0 once the feed is quiet for a ping."""
     write_errors: int = 0
     read_errors: int = 0
     heartbeat_errors: int = 0
 
 
 class RedisBus:
-    """A :class:`~edrys_relay.server.bus.RoomBus` shared by every node on one Redis."""
+    """A :class:`~edrys_relay.server.bus.RoomBus` shared by every node on one Redis.
 
-    def __init__(self, settings: Settings, url: str) -> None:
+    ``observe_commit`` is told the seconds each append call took, retries included.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        url: str,
+        observe_commit: Callable[[float], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.node = new_node_id()
-        self.stats = RedisStats()
+        self.stats = WriterStats()
+        """Updates appended (the append call returned) and failed attempts, as the store's."""
+        self.redis_stats = RedisStats()
+        self._observe_commit = observe_commit
         self._url = url
         self._redis = connect(url)
         self._append = self._redis.register_script(_APPEND)
@@ -296,23 +314,31 @@ class RedisBus:
         for out in batch:
             args += (out.kind, out.data)
         delay = RETRY_INITIAL
+        started = time.perf_counter()
         while True:
             try:
                 ids: Any = await self._append(keys=stream_keys, args=args)
                 break
             except (RedisError, OSError) as exc:
                 # A call that failed after Redis ran it is run again: a duplicate is harmless.
-                self.stats.write_errors += 1
+                self.stats.failures += 1
+                self.redis_stats.write_errors += 1
                 logger.error("Redis: append of %d entries failed, retrying: %s", len(batch), exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
+        if self._observe_commit is not None:
+            self._observe_commit(time.perf_counter() - started)
+        stats = self.stats
+        stats.commits += 1
         for out, entry_id in zip(batch, ids, strict=True):
             self._backlog -= len(out.data)
             if out.done is not None:
+                stats.updates += 1
+                stats.bytes += len(out.data)
                 try:
                     out.done(keys.id_to_seq(entry_id))
                 except Exception:
-                    logger.exception("after-append callback failed for %r", out.key)
+                    logger.exception("after-append callback failed for %s", _label(out.key))
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -383,7 +409,7 @@ class RedisBus:
             try:
                 connection = await resp.open_connection(self._url)
             except resp.RespError as exc:
-                self.stats.read_errors += 1
+                self.redis_stats.read_errors += 1
                 logger.error("Redis: feed connection failed, retrying in %.2f s: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
@@ -394,7 +420,7 @@ class RedisBus:
                 self._subscribe(list(self._feeds))
                 await self._listen(connection)
             except resp.RespError as exc:
-                self.stats.read_errors += 1
+                self.redis_stats.read_errors += 1
                 logger.error("Redis: feed connection lost, reconnecting: %s", exc)
                 delay = RETRY_INITIAL
             finally:
@@ -416,6 +442,7 @@ class RedisBus:
             except TimeoutError:
                 if pinged:
                     raise resp.RespError("no answer to PING") from None
+                self.redis_stats.read_lag_seconds = 0.0  # quiet: nothing is waiting
                 connection.send(b"PING")
                 pinged = True
                 continue
@@ -463,7 +490,7 @@ class RedisBus:
             entry_id, origin, body = payload.split(b" ", 2)
             seq = keys.id_to_seq(entry_id)
         except ValueError:
-            logger.error("Redis: malformed message on %r", channel)
+            logger.error("Redis: malformed message for room %s", feed.room.label)
             return
         entry = (seq, origin, body[:1], body[1:])
         if feed.held is None:
@@ -487,8 +514,8 @@ class RedisBus:
                         feed.key, b"(" + keys.seq_to_id(feed.seq), b"+", count=READ_COUNT
                     )
                 except (RedisError, OSError) as exc:
-                    self.stats.read_errors += 1
-                    logger.error("Redis: catch-up read of %r failed: %s", feed.key, exc)
+                    self.redis_stats.read_errors += 1
+                    logger.error("Redis: catch-up read of room %s failed: %s", feed.room.label, exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX)
                     feed.again = True
@@ -511,7 +538,7 @@ class RedisBus:
         if seq <= before:
             return
         feed.seq = seq
-        stats = self.stats
+        stats = self.redis_stats
         stats.entries_read += 1
         stats.read_lag_seconds = max(0.0, time.time() - (seq >> 32) / 1000)
         if kind == _MARKER:
@@ -537,7 +564,7 @@ class RedisBus:
         try:
             change = feed.room.hear_awareness(update)
         except ProtocolError as exc:
-            logger.error("room %s: bad awareness from node %r: %s", feed.room.name, origin, exc)
+            logger.error("room %s: bad awareness from node %r: %s", feed.room.label, origin, exc)
             return
         owned = feed.owners.setdefault(origin, set())
         owned.update(change.added)
@@ -562,14 +589,14 @@ class RedisBus:
             )
             data, stored = snapshot
         except (RedisError, OSError) as exc:
-            logger.error("room %s: cannot read the new snapshot: %s", feed.room.name, exc)
+            logger.error("room %s: cannot read the new snapshot: %s", feed.room.label, exc)
             return
         if data is None or stored is None or (caught_up and stored != last):
             return  # a newer compaction's marker follows
         try:
             merged = await asyncio.to_thread(yupdate.parse_update, data)
         except ProtocolError as exc:
-            logger.error("room %s: snapshot refused: %s", feed.room.name, exc)
+            logger.error("room %s: snapshot refused: %s", feed.room.label, exc)
             return
         if self._feeds.get(feed.key) is not feed:
             return
@@ -577,7 +604,7 @@ class RedisBus:
         if caught_up:
             feed.room.history.compacted_through(seq, merged)
             return
-        logger.warning("room %s: entries were trimmed before this node read them", feed.room.name)
+        logger.warning("room %s: entries were trimmed before this node read them", feed.room.label)
         feed.room.catch_up(seq, merged)
 
     # -- compaction requests ------------------------------------------------------------------
@@ -613,7 +640,7 @@ class RedisBus:
             if await self._redis.set(keys.task_key(room), self.node, nx=True, px=lease_ms):
                 await self._redis.xadd(keys.TASKS, {b"room": room.encode()})
         except (RedisError, OSError) as exc:
-            logger.error("room %s: compaction not requested: %s", room, exc)
+            logger.error("room %s: compaction not requested: %s", room_label(room), exc)
 
     # -- nodes --------------------------------------------------------------------------------
 
@@ -625,7 +652,7 @@ class RedisBus:
                 await self._redis.set(keys.node_key(self.node), b"1", px=HEARTBEAT_TTL_MS)
                 await self._drop_dead_nodes()
             except (RedisError, OSError) as exc:
-                self.stats.heartbeat_errors += 1
+                self.redis_stats.heartbeat_errors += 1
                 logger.error("Redis: heartbeat failed: %s", exc)
 
     async def _drop_dead_nodes(self) -> None:
@@ -657,4 +684,45 @@ def _kind_of(fields: dict[bytes, bytes]) -> tuple[bytes, bytes]:
     return b"", b""
 
 
-__all__ = ["HEARTBEAT_TTL_MS", "RedisBus", "RedisStats", "connect", "new_node_id"]
+def _label(key: bytes) -> str:
+    """The log label of the room whose stream is ``key``."""
+    return room_label(key[len(keys.log_key("")) :].decode())
+
+
+class RedisCollector(Collector):
+    """The Redis mode's own metrics, read at scrape time (docs/operations.md "Metrics")."""
+
+    def __init__(self, bus: RedisBus) -> None:
+        self._bus = bus
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._bus.redis_stats
+        yield GaugeMetricFamily(
+            "edrys_relay_redis_stream_lag_seconds",
+            "Age of the newest room stream entry when this node handled it; 0 when quiet",
+            value=stats.read_lag_seconds,
+        )
+        yield CounterMetricFamily(
+            "edrys_relay_redis_entries_read",
+            "Room stream entries this node handled",
+            value=stats.entries_read,
+        )
+        errors = CounterMetricFamily(
+            "edrys_relay_redis_errors",
+            "Failed Redis operations (each is retried)",
+            labels=["operation"],
+        )
+        errors.add_metric(["append"], stats.write_errors)
+        errors.add_metric(["read"], stats.read_errors)
+        errors.add_metric(["heartbeat"], stats.heartbeat_errors)
+        yield errors
+
+
+__all__ = [
+    "HEARTBEAT_TTL_MS",
+    "RedisBus",
+    "RedisCollector",
+    "RedisStats",
+    "connect",
+    "new_node_id",
+]

@@ -4,7 +4,7 @@ Both are ephemeral, so pub/sub (at most once, nothing stored) fits: a node subsc
 channel of each signaling topic and stream room it has members of, and publishes what its
 clients send. Every message starts with the sending node's id, so a node skips its own.
 
-Bounded everywhere (threats.md V16, L5): signaling publishes wait in a queue of at most
+Bounded everywhere (docs/threats.md V16, L5): signaling publishes wait in a queue of at most
 ``MAX_QUEUED`` (more are dropped and counted; y-webrtc announces again), a stream room keeps
 only its newest frame waiting to be published (latest frame wins, as for viewers), and Redis
 cuts off a subscriber that falls too far behind (``client-output-buffer-limit pubsub``); the
@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from edrys_relay.cluster import keys
 from edrys_relay.protocol import stream
+from edrys_relay.security.redaction import room_label
 
 if TYPE_CHECKING:
     from edrys_relay.server.streams import StreamClient, StreamHub
@@ -224,7 +225,9 @@ class StreamRelay(_PubSubRelay):
         try:
             await self._redis.publish(keys.stream_channel(room_id), self.envelope(kind))
         except (RedisError, OSError) as exc:
-            logger.error("Redis: stream room %s not told of its source: %s", room_id, exc)
+            logger.error(
+                "Redis: stream room %s not told of its source: %s", room_label(room_id), exc
+            )
 
     def claim_source(self, client: StreamClient, room_id: str) -> None:
         self._spawn(self._claim(client, room_id))
@@ -236,7 +239,7 @@ class StreamRelay(_PubSubRelay):
             won = await self._redis.set(key, self._node, nx=True, px=SOURCE_TTL_MS)
             holder = None if won else await self._redis.get(key)
         except (RedisError, OSError) as exc:
-            logger.error("Redis: stream source of %s not claimed: %s", room_id, exc)
+            logger.error("Redis: stream source of %s not claimed: %s", room_label(room_id), exc)
             client.peer.send(stream.encode_error(stream.room_has_source(room_id)))
             return
         if not (won or holder == self._node):
@@ -258,7 +261,7 @@ class StreamRelay(_PubSubRelay):
             if await self._redis.get(key) == self._node and room_id not in self._sources:
                 await self._redis.delete(key)
         except (RedisError, OSError) as exc:
-            logger.error("Redis: stream source of %s not released: %s", room_id, exc)
+            logger.error("Redis: stream source of %s not released: %s", room_label(room_id), exc)
         if announce:
             await self._send_control(room_id, _SOURCE_OFF)
 

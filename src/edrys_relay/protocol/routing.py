@@ -1,6 +1,6 @@
 """Which door an upgrade request knocks on, decided from its request target alone.
 
-protocols.md §2.1 and §6: ``/`` and ``/signaling`` are y-webrtc signaling; exactly ``/stream``,
+protocols.md §2.1 and §7.1: ``/`` and ``/signaling`` are y-webrtc signaling; exactly ``/stream``,
 ``/stream/...`` or ``/stream?...`` is the stream relay (not every ``/stream*`` prefix, the Node
 server's pitfall §6.3-1); every other path names a y-websocket room. Like both Node servers we
 do not percent-decode the room name, so Edrys' un-encoded room ids map to the same documents.
@@ -9,8 +9,8 @@ Room names are keys, never file names; they are still validated to keep logs and
 A path may start with a token prefix, ``/t/<token>[,<token>...]``, for clients that can only be
 given a server URL (stock Edrys-Lite): ``wss://host/t/<token>`` becomes
 ``wss://host/t/<token>/<room>?userid=...`` in y-websocket and stays verbatim in y-webrtc. The
-prefix is cut off before the door is chosen, so the rest routes as above (docs/protocols.md
-"Token in the path"); room names therefore never start with ``t/``.
+prefix is cut off before the door is chosen, so the rest routes as above (protocols.md §7.2);
+room names therefore never start with ``t/``.
 """
 
 from __future__ import annotations
@@ -118,6 +118,22 @@ def validate_room_name(name: str, max_length: int = 256) -> RoomName:
     return RoomName(name)
 
 
+def room_for_topic(topic: str, max_room_length: int = 256) -> RoomName | None:
+    """The y-websocket room that a y-webrtc signaling topic names, or None if there is none.
+
+    In Edrys-Lite the topic, the Yjs document name and the y-websocket room are one name
+    (protocols.md §5.1). A topic has no room when the Yjs door could never reach it by that
+    exact name: an invalid room name, a signaling or stream path, or a name with a query.
+    """
+    try:
+        route = route_request("/" + topic, max_room_length=max_room_length)
+    except InvalidPayload:
+        return None
+    if not isinstance(route, YjsRoute) or route.room != topic:
+        return None
+    return route.room
+
+
 def parse_query(query: str) -> dict[str, str]:
     """Parse a query string (first value wins), bounded in the number of fields."""
     if not query:
@@ -140,6 +156,7 @@ __all__ = [
     "StreamRoute",
     "YjsRoute",
     "parse_query",
+    "room_for_topic",
     "route_request",
     "split_token_prefix",
     "token_url",
