@@ -56,7 +56,7 @@ class RelayMetrics:
         GCCollector(registry=self.registry)
         self.commit_seconds = Histogram(
             PREFIX + "store_commit_seconds",
-            "Time of one group commit to the store (Redis mode: one XADD pipeline), retries "
+            "Time of one group commit to the store (Redis mode: one append script call), retries "
             "included",
             buckets=COMMIT_BUCKETS,
             registry=self.registry,
