@@ -42,3 +42,22 @@ def test_interpreter_exits_are_not_swallowed(
     monkeypatch.setattr(pycrdt.Doc, "apply_update", raising(error))
     with pytest.raises(type(error)):
         doc.apply(b"\x00\x00")
+
+
+@pytest.mark.parametrize("error", [PanicException("index out of bounds"), ValueError("bad")])
+def test_a_trusted_update_the_decoder_refuses_is_skipped(
+    monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    doc = TrackedDoc()
+    monkeypatch.setattr(pycrdt.Doc, "apply_update", raising(error))
+    doc.apply_trusted(b"\x00\x00")  # relayed already; the document only checks
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(3)])
+def test_interpreter_exits_are_not_swallowed_for_trusted_updates(
+    monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    doc = TrackedDoc()
+    monkeypatch.setattr(pycrdt.Doc, "apply_update", raising(error))
+    with pytest.raises(type(error)):
+        doc.apply_trusted(b"\x00\x00")

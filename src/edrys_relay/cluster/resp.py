@@ -1,8 +1,9 @@
 """A bare Redis connection for the one hot reader: the node's subscription to its rooms' feeds.
 
-redis-py's ``PubSub`` spends about 10 µs of Python per message (measured; docs/performance.md
-"Scale-out"); this connection hands each socket read to the hiredis parser (C) and returns
-every reply it completed, so a burst of messages costs one loop turn and a few list lookups.
+redis-py's ``PubSub`` spends about 10 µs of CPU per message, this connection 0.4 µs
+(``bench/redis_costs.py``, docs/performance.md "Scale-out on Redis"): it hands each socket
+read to the hiredis parser (C) and returns every reply that read completed, so a burst of
+messages costs one loop turn and a few list lookups.
 It speaks RESP2 (pub/sub messages are plain arrays), opens ``redis://``, ``rediss://`` and
 ``unix://`` URLs with their password, and bounds every wait. Everything else a node asks of
 Redis goes through redis-py (``bus.connect``).
