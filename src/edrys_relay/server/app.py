@@ -73,7 +73,9 @@ class RelayServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.writer = StoreWriter(lambda: open_store(settings))
+        self.outbox = Outbox()
+        # What a commit's callbacks relayed leaves in the loop turn the commit completed in.
+        self.writer = StoreWriter(lambda: open_store(settings), after_commit=self.outbox.flush)
         self.rooms = RoomHub(settings, self.writer)
         self.access = AccessControl(settings)
         self.stats = SecurityStats()
@@ -88,7 +90,6 @@ class RelayServer:
             max_topics_per_connection=settings.max_topics_per_connection,
             max_subscribers_per_topic=settings.max_subscribers_per_topic,
         )
-        self.outbox = Outbox()
         self.server_header = f"edrys-relay/{__version__}"
         self.wire_logger = RedactingLogger(logging.getLogger("websockets.server"))
         self.select_subprotocol = select_subprotocol
