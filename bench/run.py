@@ -41,14 +41,19 @@ SERVER_CPU = "0"
 LOADGEN_CPU = "1"
 READY_TIMEOUT = 20.0
 RUN_TIMEOUT = 240.0
+NODE_GC = ["node", "--expose-gc", "--require", str(BENCH / "gc_signal.cjs")]
+"""The reference servers collect their garbage on SIGUSR2, as gc_signal.py does for edrys."""
+GC_SETTLE = 0.5
+"""Seconds between the SIGUSR2 and the memory sample."""
 
 # Closed-loop scenarios push one connection as fast as the server relays, far past the default
 # per-connection frame budget (200/s, a security limit the Node servers do not have); so does
 # the join scenario while it builds its 100,000-edit room. They measure relay cost and join
-# time, so edrys runs them with the budget lifted. The idle scenario opens 5,000 connections
-# from one address, over the connection caps, which it lifts (connection_caps); latency and
-# stream keep every default.
-SATURATING_KINDS = ("fanout", "signal", "join")
+# time, so edrys runs them with the budget lifted (the connect scenario too, for the 1,000 edits
+# that fill its room). The idle and connect scenarios open thousands of connections from one
+# address, over the connection caps, which they lift (connection_caps); latency and stream keep
+# every default.
+SATURATING_KINDS = ("fanout", "signal", "join", "connect")
 UNLIMITED_RATE = ["--message-rate", "1e9", "--message-burst", "1000000000"]
 
 
@@ -101,6 +106,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "perRoom": 10,
         "parallel": 100,
     },
+    "connect-1room": {
+        "family": "yjs",
+        "kind": "connect",
+        "connections": 3000,
+        "parallel": 100,
+        "edits": 1000,
+    },
     "join-100k": {"family": "yjs", "kind": "join", "edits": 100000, "joins": 5},
     "signal-1x100": {
         "family": "signal",
@@ -142,6 +154,8 @@ class ServerSpec:
     argv: list[str]
     ready_marker: str
     env: dict[str, str] = field(default_factory=dict)
+    gc_signal: bool = True
+    """The server collects its garbage on SIGUSR2 (gc_signal.py, gc_signal.cjs)."""
 
 
 def server_spec(
@@ -154,7 +168,9 @@ def server_spec(
     """
     data_dir = tempfile.mkdtemp(prefix="edrys-bench-data-")
     env = {"PYTHONPATH": str(src), "EDRYS_RELAY_DATA_DIR": data_dir}
-    edrys = [python, "-m", "edrys_relay", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    # gc_signal.py runs the CLI with a full collection on SIGUSR2 (memory samples, see _gc).
+    serve = [python, str(BENCH / "gc_signal.py"), "serve", "--host", "127.0.0.1"]
+    edrys = [*serve, "--port", str(port)]
     if name == "edrys":
         return ServerSpec(name, edrys, "listening on", env)
     if name == "edrys-base":
@@ -163,21 +179,21 @@ def server_spec(
         return ServerSpec(name, edrys, "listening on", {**env, "PYTHONPATH": str(base_src)})
     if name == "edrys-uvloop":
         wrapper = [python, str(BENCH / "serve_uvloop.py"), "serve", "--host", "127.0.0.1"]
-        return ServerSpec(name, [*wrapper, "--port", str(port)], "listening on", env)
+        return ServerSpec(name, [*wrapper, "--port", str(port)], "listening on", env, False)
     if name in ("picows-proto", "picows-proto-uvloop"):
         proto = [python, str(BENCH / "proto_picows.py"), "--port", str(port)]
         if name.endswith("uvloop"):
             proto.append("--uvloop")
-        return ServerSpec(name, proto, "listening on", env)
+        return ServerSpec(name, proto, "listening on", env, False)
     if name == "reference" and family == "yjs":
         script = NODE_MODULES / "@y" / "websocket-server" / "src" / "server.js"
         return ServerSpec(
-            name, ["node", str(script)], "running at", {"HOST": "127.0.0.1", "PORT": str(port)}
+            name, [*NODE_GC, str(script)], "running at", {"HOST": "127.0.0.1", "PORT": str(port)}
         )
     if name == "reference" and family == "signal":
         script = NODE_MODULES / "y-webrtc" / "bin" / "server.js"
         ready = "Signaling server running"
-        return ServerSpec(name, ["node", str(script)], ready, {"PORT": str(port)})
+        return ServerSpec(name, [*NODE_GC, str(script)], ready, {"PORT": str(port)})
     raise ValueError(f"unknown server {name!r} for {family}")
 
 
@@ -215,7 +231,7 @@ class Run:
         spec = server_spec(self.server, self.cfg["family"], port, a.python, a.src, a.base_src)
         if self.server.startswith("edrys") and self.cfg["kind"] in SATURATING_KINDS:
             spec.argv += UNLIMITED_RATE
-        if self.server.startswith("edrys") and self.cfg["kind"] == "idle":
+        if self.server.startswith("edrys") and self.cfg["kind"] in ("idle", "connect"):
             # Every connection comes from 127.0.0.1; the caps (4096, 1024 per address) would
             # shed most of the 5,000 with 1013.
             spec.argv += connection_caps(int(self.cfg["connections"]))
@@ -227,7 +243,7 @@ class Run:
         }
         try:
             proc = await self._start_server(spec, log_path)
-            result.update(await self._drive(proc, port))
+            result.update(await self._drive(proc, port, spec.gc_signal))
         except Exception as exc:
             result["error"] = f"{type(exc).__name__}: {exc}"
         finally:
@@ -262,7 +278,7 @@ class Run:
         # taskset execs the server, so this PID is the server itself.
         return psutil.Process(self.server_proc.pid)
 
-    async def _drive(self, proc: psutil.Process, port: int) -> dict[str, Any]:
+    async def _drive(self, proc: psutil.Process, port: int, gc_signal: bool) -> dict[str, Any]:
         cfg = {**self.cfg, "port": port, "tag": self.server, "hardDeadlineSeconds": RUN_TIMEOUT}
         await asyncio.sleep(0.3)
         rss_start = proc.memory_info().rss
@@ -281,6 +297,8 @@ class Run:
         )
         ready = await self._event("ready", RUN_TIMEOUT)
         rss_ready = proc.memory_info().rss
+        idle = self.cfg["kind"] == "idle"
+        rss_ready_gc = await self._rss_after_gc(proc) if idle and gc_signal else None
         cpu0 = cpu_seconds(proc)
         if self.args.py_spy and self.server.startswith("edrys"):
             self._start_py_spy(proc.pid)
@@ -290,9 +308,10 @@ class Run:
         wall = time.monotonic() - t0
         cpu1 = cpu_seconds(proc)
         self._stop_py_spy()
-        if self.cfg["kind"] == "idle":
+        if idle:
             await asyncio.sleep(1.0)  # let the last awareness broadcasts settle
         rss_done = proc.memory_info().rss
+        rss_done_gc = await self._rss_after_gc(proc) if idle and gc_signal else None
         self._command("quit")
         out: dict[str, Any] = {
             "ready": ready,
@@ -303,9 +322,17 @@ class Run:
             "rss_start": rss_start,
             "rss_ready": rss_ready,
             "rss_done": rss_done,
+            "rss_ready_gc": rss_ready_gc,
+            "rss_done_gc": rss_done_gc,
         }
         out.update(derive(self.cfg, out))
         return out
+
+    async def _rss_after_gc(self, proc: psutil.Process) -> int:
+        """The server's RSS after a full garbage collection (what is live, as ``ps`` shows it)."""
+        proc.send_signal(signal.SIGUSR2)
+        await asyncio.sleep(GC_SETTLE)
+        return int(proc.memory_info().rss)
 
     def _nice(self) -> list[str]:
         # The machine is shared: a higher priority keeps other work from distorting timings.
@@ -389,7 +416,13 @@ def derive(cfg: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     if kind == "idle":
         n = load["connections"] or 1
         d["kb_per_connection"] = (out["rss_done"] - out["rss_ready"]) / n / 1024
+        if out.get("rss_done_gc") is not None and out.get("rss_ready_gc") is not None:
+            d["kib_per_connection_gc"] = (out["rss_done_gc"] - out["rss_ready_gc"]) / n / 1024
         d["cpu_us_per_connection"] = cpu / n * 1e6
+    if kind == "connect":
+        n = load["connections"] or 1
+        d["cpu_us_per_connection"] = cpu / n * 1e6
+        d["loadgen_cpu_us_per_connection"] = load["loadgen_cpu_s"] / n * 1e6
     if kind == "join":
         d["cpu_ms_per_join"] = cpu / len(load["joins"]) * 1e3
     return d
@@ -426,6 +459,13 @@ METRICS: dict[str, list[tuple[str, str]]] = {
         ("load.connects_per_s", "connects/s"),
         ("cpu_us_per_connection", "server CPU µs/connection"),
         ("load.awareness_incomplete", "clients missing awareness"),
+    ],
+    "connect": [
+        ("load.connects_per_s", "connects/s"),
+        ("cpu_us_per_connection", "server CPU µs/connection"),
+        ("server_cpu_share", "server CPU share"),
+        ("loadgen_cpu_us_per_connection", "loadgen CPU µs/connection"),
+        ("load.failed", "failed"),
     ],
     "join": [
         ("load.join_ms_first", "first join ms"),
