@@ -221,6 +221,13 @@ function percentile (sorted, p) {
  * Rooms of y-websocket clients; client 0 of each room writes. Receivers decode the first struct
  * id (client, clock) of every sync update: with one character per update, clock = sequence.
  */
+// cfg.ports (bench/cluster_bench.py): the writer on the first node, receivers on the others.
+function clientBase (c) {
+  const ports = cfg.ports
+  if (!ports || ports.length < 2) return BASE
+  return `ws://${HOST}:${c === 0 ? ports[0] : ports[1 + ((c - 1) % (ports.length - 1))]}`
+}
+
 async function setupRooms ({ rooms, clientsPerRoom, capacity, onDelivery }) {
   const all = []
   const roomState = []
@@ -230,7 +237,7 @@ async function setupRooms ({ rooms, clientsPerRoom, capacity, onDelivery }) {
     roomState.push(state)
     for (let c = 0; c < clientsPerRoom; c++) {
       const track = c === 0 ? null : new Track(capacity)
-      const client = new Client(`${BASE}/bench-${cfg.tag ?? 'r'}-${r}`, (self, data) => {
+      const client = new Client(`${clientBase(c)}/bench-${cfg.tag ?? 'r'}-${r}`, (self, data) => {
         // y-websocket message: [0, syncType, update...] or [1, awareness]
         if (data[0] === 0) {
           const st = { pos: 1 }

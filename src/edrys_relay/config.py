@@ -66,6 +66,12 @@ class Settings:
     is written to the WAL (survives ``kill -9``) but synced only at checkpoints, so a power loss
     may take the last commits; saves an fsync (~0.3-0.5 ms) before each relay."""
 
+    # Scale-out on Redis (docs/deployment.md)
+    redis_url: str | None = field(default=None, repr=False)
+    """``redis://HOST:PORT/DB`` shared by every node; None: this process alone, with ``store``."""
+    compaction_lease_seconds: float = 10.0
+    """A compaction task a node took and did not finish in this time goes to another node."""
+
     # Stream relay (docs/stream.md)
     stream_max_message: int = 5 * MiB
     """Largest ``/stream`` message, i.e. one frame; larger closes the sender with 1009."""

@@ -53,8 +53,11 @@ def _free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
-def running_server(host: str = "127.0.0.1") -> Iterator[str]:
-    """Run ``python -m edrys_relay serve`` on a free port of ``host``; yield its http URL."""
+def running_server(host: str = "127.0.0.1", env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run ``python -m edrys_relay serve`` on a free port of ``host``; yield its http URL.
+
+    ``env`` adds environment variables (e.g. ``EDRYS_RELAY_SECRET``).
+    """
     port = _free_port(host)
     # EDRYS_PAGE_SERVER: another server command to test the page against ({port} is filled in)
     template = os.environ.get("EDRYS_PAGE_SERVER")
@@ -68,7 +71,12 @@ def running_server(host: str = "127.0.0.1") -> Iterator[str]:
         command,
         cwd=ROOT,
         # The memory store: page tests need no persistence and leave no database in the checkout.
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "EDRYS_RELAY_STORE": "memory"},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src"),
+            "EDRYS_RELAY_STORE": "memory",
+            **(env or {}),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

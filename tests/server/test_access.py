@@ -58,6 +58,11 @@ REFUSED = {
     "other room": "/a?token=" + token("b"),
     "tampered claims": "/a?token=" + _tampered(),
     "garbage": "/a?token=%00%ff..",
+    "path: bad signature": f"/t/{token('a')[:-4]}AAAA/a",
+    "path: expired": f"/t/{token('a', ttl=10, now=int(time.time()) - 3600)}/a",
+    "path: other room": f"/t/{token('b')}/a",
+    "path: empty": "/t//a",
+    "path: garbage": "/t/%00%ff../a",
 }
 
 
@@ -70,7 +75,9 @@ async def test_upgrade_without_a_valid_room_token_gets_401(guarded: RelayServer,
     assert guarded.stats.refused_token == 1
 
 
-@pytest.mark.parametrize("path", ["/", "/signaling", "/stream"])
+@pytest.mark.parametrize(
+    "path", ["/", "/signaling", "/stream", "/t/", f"/t/{token('a')[:-4]}AAAA/stream"]
+)
 async def test_signaling_and_stream_doors_need_a_token_too(guarded: RelayServer, path: str) -> None:
     with pytest.raises(InvalidStatus) as info:
         await open_ws(guarded, path)
@@ -95,11 +102,49 @@ async def test_token_in_query_or_subprotocol(guarded: RelayServer) -> None:
         await ws.recv()
 
 
-async def test_read_only_updates_are_dropped_awareness_flows(guarded: RelayServer) -> None:
-    first, second = text_updates("teacher ", "pupil")
-    reader_url = f"/lesson?token={token('lesson', Role.READ)}"
+def yjs_path(room: str, tok: str, where: str) -> str:
+    """The path a client asks for with ``tok`` in the query or in the path prefix."""
+    return f"/{room}?token={tok}" if where == "query" else f"/t/{tok}/{room}?userid=u"
+
+
+async def test_token_in_the_path_prefix(
+    guarded: RelayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What stock Edrys-Lite sends for a server URL ``.../t/<token>`` (protocols.md §2.1)."""
+    caplog.set_level(logging.INFO, logger="edrys_relay.server.app")
+    async with await open_ws(guarded, f"/t/{token('Lab:1$x')}/Lab:1$x?userid=BB7w%2B_x1") as ws:
+        assert isinstance(yjs.decode_message(await ws.recv()), yjs.SyncStep1)
+    assert list(guarded.rooms.rooms) == ["Lab:1$x"]  # the room, never the prefix
+    assert any("room=Lab:1$x userid=BB7w+_x1 from" in r.getMessage() for r in caplog.records)
+    # a path token and a query token add up (one signaling socket, several rooms)
+    async with await open_ws(guarded, f"/t/{token('r1')}/?token={token('r2')}") as ws:
+        await ws.send(json.dumps({"type": "subscribe", "topics": ["r1", "r2", "r3"]}))
+        await wait_for(lambda: {"r1", "r2"} <= guarded.topics.topics.keys())
+        assert "r3" not in guarded.topics.topics and guarded.topics.refused == 1
+
+
+async def test_access_off_ignores_path_tokens(relay: RelayServer) -> None:
+    """Without a secret the prefix is cut off unchecked: the same room as a plain URL."""
+    update = text_updates("same doc")[0]
     async with (
-        await open_ws(guarded, f"/lesson?token={token('lesson')}") as writer,
+        await open_ws(relay, "/t/not-a-token/shared") as a,
+        await open_ws(relay, "/shared") as b,
+    ):
+        await a.recv()
+        await b.recv()
+        await a.send(yjs.encode_sync_update(update))
+        assert await recv_until(b, lambda m: m == yjs.encode_sync_update(update))
+    assert list(relay.rooms.rooms) == ["shared"]
+
+
+@pytest.mark.parametrize("where", ["query", "path"])
+async def test_read_only_updates_are_dropped_awareness_flows(
+    guarded: RelayServer, where: str
+) -> None:
+    first, second = text_updates("teacher ", "pupil")
+    reader_url = yjs_path("lesson", token("lesson", Role.READ), where)
+    async with (
+        await open_ws(guarded, yjs_path("lesson", token("lesson"), where)) as writer,
         await open_ws(guarded, reader_url) as reader,
     ):
         await writer.recv()
@@ -118,8 +163,9 @@ async def test_read_only_updates_are_dropped_awareness_flows(guarded: RelayServe
         assert guarded.stats.read_only_dropped == 2
 
 
-async def test_connection_closes_when_its_token_expires(guarded: RelayServer) -> None:
-    async with await open_ws(guarded, f"/a?token={token('a', ttl=1)}") as ws:
+@pytest.mark.parametrize("where", ["query", "path"])
+async def test_connection_closes_when_its_token_expires(guarded: RelayServer, where: str) -> None:
+    async with await open_ws(guarded, yjs_path("a", token("a", ttl=1), where)) as ws:
         await closed_with(ws, 1008, timeout=10)
         assert ws.close_reason == "token expired"
     assert guarded.stats.tokens_expired == 1
@@ -129,7 +175,8 @@ async def test_no_token_or_secret_in_any_server_log(
     guarded: RelayServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    secrets = [token("a"), token("b", Role.READ), token("a", ttl=1)]
+    caplog.set_level(logging.DEBUG, logger="websockets.server")  # `serve` may have raised it
+    secrets = [token("a"), token("b", Role.READ), token("a", ttl=1), token("c"), token("d")]
     async with await open_ws(guarded, f"/a?token={secrets[0]}") as ws:
         await ws.recv()
     async with await open_ws(guarded, "/b", subprotocols=[f"yauth-{secrets[1]}"]):
@@ -138,8 +185,17 @@ async def test_no_token_or_secret_in_any_server_log(
         await open_ws(guarded, f"/a?token={secrets[1][:-3]}xyz")
     async with await open_ws(guarded, f"/?token={secrets[2]}") as ws:
         await closed_with(ws, 1008, timeout=10)
+    async with await open_ws(guarded, f"/t/{secrets[3]}/c?userid=u") as ws:
+        await ws.recv()
+    async with await open_ws(guarded, f"/t/{secrets[4]}/"):
+        pass
+    for refused in (f"/t/{secrets[3]}/d", f"/t/{secrets[3]}/t/x", f"/t/{secrets[3]}/{'x' * 300}"):
+        with pytest.raises(InvalidStatus):
+            await open_ws(guarded, refused)
     server_lines = [r.getMessage() for r in caplog.records if r.name != "websockets.client"]
     assert any("GET /a" in line for line in server_lines), "websockets debug lines were captured"
+    assert any("GET /t/…/c?userid=u" in line for line in server_lines)
+    assert any("refused upgrade to '/t/…/t/x'" in line for line in server_lines)
     for secret in [*secrets, SECRET, secrets[1][:-3]]:
         for piece in secret.split("."):
             if len(piece) > 8:

@@ -16,6 +16,7 @@ from edrys_relay.protocol import yjs
 from edrys_relay.protocol.awareness import AwarenessEntry, encode_awareness_update
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import RoomName
+from edrys_relay.server.bus import LocalBus
 from edrys_relay.server.rooms import STORAGE_BUSY, RoomHub
 from edrys_relay.storage.base import Record, StoreError
 from edrys_relay.storage.memory import MemoryStore
@@ -78,7 +79,7 @@ def store() -> GatedStore:
 async def hub(store: GatedStore) -> AsyncIterator[RoomHub]:
     settings = Settings(store="memory", compact_updates=10_000)
     async with StoreWriter(lambda: store, retry_initial_seconds=0.01) as writer:
-        hub = RoomHub(settings, writer)
+        hub = RoomHub(settings, LocalBus(writer))
         yield hub
         await hub.aclose()
 
@@ -150,7 +151,7 @@ async def test_step1_answer_waits_for_the_senders_earlier_updates(
 async def test_backlog_over_the_limit_closes_the_sender_with_1013(store: GatedStore) -> None:
     settings = Settings(store="memory", store_backlog_max=100)
     async with StoreWriter(lambda: store) as writer:
-        hub = RoomHub(settings, writer)
+        hub = RoomHub(settings, LocalBus(writer))
         a = FakePeer("a")
         room = await hub.join(R, a)
         store.gate.clear()
@@ -168,7 +169,7 @@ async def test_poison_record_is_quarantined_and_the_room_loads(tmp_path: Path) -
     store.append([(R, good[0]), (R, b"\x01\x02\x03poison"), (R, good[1])])
     store.append([(RoomName("other"), good[0])])
     async with StoreWriter(lambda: store) as writer:
-        hub = RoomHub(Settings(), writer)
+        hub = RoomHub(Settings(), LocalBus(writer))
         peer = FakePeer("p")
         room = await hub.join(R, peer)
         room.receive(peer, yjs.encode_sync_step1(b"\x00"))
@@ -184,7 +185,7 @@ async def test_poison_record_is_quarantined_and_the_room_loads(tmp_path: Path) -
 async def test_compaction_keeps_every_update_and_serves_a_diff(store: GatedStore) -> None:
     settings = Settings(store="memory", compact_updates=7)
     async with StoreWriter(lambda: store) as writer:
-        hub = RoomHub(settings, writer)
+        hub = RoomHub(settings, LocalBus(writer))
         a = FakePeer("a")
         room = await hub.join(R, a)
         chunks = [f"{i};" for i in range(40)]
@@ -219,7 +220,7 @@ async def test_compaction_keeps_every_update_and_serves_a_diff(store: GatedStore
 async def test_idle_room_is_compacted_then_unloaded(store: GatedStore) -> None:
     settings = Settings(store="memory", room_idle_seconds=0)
     async with StoreWriter(lambda: store) as writer:
-        hub = RoomHub(settings, writer)
+        hub = RoomHub(settings, LocalBus(writer))
         a = FakePeer("a")
         room = await hub.join(R, a)
         for update in text_updates("a", "b", "c"):
@@ -243,7 +244,7 @@ async def test_known_bad_inputs_in_storage_are_quarantined_quickly(tmp_path: Pat
     store = SQLiteStore(tmp_path)
     store.append([(R, good[0]), *((R, bad) for bad in HOSTILE.values()), (R, good[1])])
     async with StoreWriter(lambda: store) as writer:
-        hub = RoomHub(Settings(compact_updates=2), writer)
+        hub = RoomHub(Settings(compact_updates=2), LocalBus(writer))
         peer = FakePeer("p")
         start = time.process_time()
         room = await hub.join(R, peer)
@@ -261,7 +262,7 @@ async def test_known_bad_inputs_in_storage_are_quarantined_quickly(tmp_path: Pat
 
 async def test_close_commits_what_is_pending(store: GatedStore) -> None:
     async with StoreWriter(lambda: store) as writer:
-        hub = RoomHub(Settings(store="memory"), writer)
+        hub = RoomHub(Settings(store="memory"), LocalBus(writer))
         a = FakePeer("a")
         room = await hub.join(R, a)
         store.gate.clear()
@@ -286,7 +287,7 @@ async def test_first_joins_share_one_load_that_merges_a_long_history() -> None:
     updates = text_updates(*[f"{i};" for i in range(30)])
     store.append([(R, update) for update in updates])
     async with StoreWriter(lambda: store) as writer:
-        hub = RoomHub(Settings(store="memory", compact_updates=10), writer)
+        hub = RoomHub(Settings(store="memory", compact_updates=10), LocalBus(writer))
         a, b = FakePeer("a"), FakePeer("b")
         room_a, room_b = await asyncio.gather(hub.join(R, a), hub.join(R, b))
         assert room_a is room_b and store.loads == 1

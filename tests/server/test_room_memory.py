@@ -10,6 +10,7 @@ import psutil
 
 from edrys_relay.protocol import yjs
 from edrys_relay.server.app import RelayServer
+from edrys_relay.server.bus import LocalBus
 from tests.conftest import StartRelay, open_ws, wait_for
 from tests.server.ydata import text_updates
 
@@ -63,6 +64,7 @@ async def test_memory_returns_to_baseline(start_relay: StartRelay, tmp_path: Pat
     growth, leak = first - baseline, second - first
     assert growth < GROWTH_BOUND, f"RSS grew by {growth / MiB:.1f} MiB after {ROOMS} rooms"
     assert leak < LEAK_BOUND, f"RSS grew by {leak / MiB:.1f} MiB after {ROOMS} more rooms"
-    stored = relay.writer.store.rooms()
+    assert isinstance(relay.bus, LocalBus)
+    stored = relay.bus.writer.store.rooms()
     assert len(stored) == 2 * ROOMS + 100
     assert all(info.records == 1 for info in stored)  # each compacted when it unloaded

@@ -52,3 +52,27 @@ async def test_only_a_source_token_registers_a_source(start_relay: StartRelay) -
     assert relay.streams.stats.refused == 2
     for ws in (teacher, pupil):
         await ws.close()
+
+
+async def test_tokens_in_the_path_prefix(start_relay: StartRelay) -> None:
+    """A module given ``wss://host/t/<token>/stream`` as its stream URL (docs/security.md)."""
+    relay = await start_relay(auth_secrets=(SECRET,), stream_ping_interval=60.0)
+    with pytest.raises(InvalidStatus) as info:
+        await open_ws(relay, f"/t/{token('lab', Role.SOURCE)[:-2]}xx/stream")
+    assert info.value.response.status_code == 401
+    station = await open_ws(relay, f"/t/{token('lab', Role.SOURCE)}/stream", max_size=None)
+    viewer = await open_ws(relay, f"/t/{token('lab', Role.READ)}/stream?x=1", max_size=None)
+    for ws in (station, viewer):
+        assert (await recv_json(ws))["type"] == "info"
+    assert await register(viewer, "lab") == {
+        "type": "error",
+        "message": "Not authorized for room lab",
+    }
+    await join(viewer, "lab")
+    assert await register(station, "lab") == {"type": "source-registered", "roomId": "lab"}
+    assert await recv_json(viewer) == {"type": "source-available", "roomId": "lab"}
+    frame = json_frame(1, fake_jpeg(100))
+    await station.send(frame)
+    assert await viewer.recv() == frame
+    for ws in (station, viewer):
+        await ws.close()

@@ -14,6 +14,7 @@ from cryptography import x509
 from edrys_relay.cli import build_parser, main
 from edrys_relay.cli.serve import security_settings
 from edrys_relay.cli.token import parse_ttl
+from edrys_relay.protocol.edrys_link import comm_parameter
 from edrys_relay.security.tokens import Role, TokenSigner
 from edrys_relay.server import tls
 
@@ -61,6 +62,42 @@ def test_token_command_refuses_short_secrets_and_bad_rooms(
     assert main(["token", "r", "--auth-secret=short"]) == 2
     assert main(["token", "bad room", f"--auth-secret={SECRET}"]) == 2
     assert capsys.readouterr().out == ""
+
+
+def test_token_command_with_server_prints_ready_urls(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["token", "Lab1", "--ttl", "45m", "--read-only", "--server", "https://relay.example/"]
+    assert main([*args, f"--auth-secret={SECRET}"]) == 0
+    out, err = capsys.readouterr()
+    lines = dict(line.split(": ", 1) for line in out.splitlines())
+    assert list(lines) == [
+        "websocket",
+        "signaling",
+        "stream",
+        "link websocket",
+        "link webrtc",
+        "token",
+        "expires",
+    ]
+    token = lines["token"]
+    claims = TokenSigner((SECRET,)).verify(token, now=time.time())
+    assert (claims.room, claims.role, claims.expires - claims.not_before) == ("Lab1", "read", 2700)
+    url = f"wss://relay.example/t/{token}"
+    assert lines["websocket"] == lines["signaling"] == url
+    assert lines["stream"] == url + "/stream"
+    for label, method in (("link websocket", "Websocket"), ("link webrtc", "WebRTC")):
+        link = comm_parameter(method, websocket_url=url, signaling=[url])
+        assert lines[label] == f"#comm={link}"
+    assert lines["expires"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims.expires))
+    assert "WebSocket mode only" in err
+
+
+@pytest.mark.parametrize("server", ["ftp://relay.example", "wss://relay.example/?x=1"])
+def test_token_command_refuses_a_bad_server_url(
+    capsys: pytest.CaptureFixture[str], server: str
+) -> None:
+    assert main(["token", "r", "--server", server, f"--auth-secret={SECRET}"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "--server" in err
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""Door selection by path (protocols.md §2.1, §6.3-1) and room-name validation (B12)."""
+"""Door selection by path (protocols.md §2.1, §6.3-1), the token prefix, room names (B12)."""
+
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -8,6 +10,7 @@ from edrys_relay.protocol.routing import (
     StreamRoute,
     YjsRoute,
     route_request,
+    token_url,
 )
 
 
@@ -53,3 +56,84 @@ def test_bad_room_names(target: str) -> None:
 def test_too_many_query_fields() -> None:
     with pytest.raises(InvalidPayload):
         route_request("/room?" + "&".join(f"k{i}=v" for i in range(100)))
+
+
+TOKEN = "v1.1bd8fd47.eyJleHAiOjF9.4zTk_nPAh8O-k8"
+
+
+@pytest.mark.parametrize(
+    ("target", "door", "tokens", "rest"),
+    [
+        # y-websocket appends "/<room>?<params>" to a server URL ending in /t/<token>
+        (f"/t/{TOKEN}/AbCdEfGhIjKlMnOp?userid=BB7w%2B_x1", YjsRoute, (TOKEN,), "AbCdEfGhIjKlMnOp"),
+        (f"/t/{TOKEN}/yjs/room", YjsRoute, (TOKEN,), "yjs/room"),
+        (f"/t/{TOKEN}/Lab:1$x", YjsRoute, (TOKEN,), "Lab:1$x"),  # not decoded, not encoded
+        (f"/t/{TOKEN},{TOKEN}x/r", YjsRoute, (TOKEN, TOKEN + "x"), "r"),
+        ("/t//r", YjsRoute, (), "r"),
+        # y-webrtc uses the signaling URL verbatim, with or without a trailing slash
+        (f"/t/{TOKEN}", SignalingRoute, (TOKEN,), None),
+        (f"/t/{TOKEN}/", SignalingRoute, (TOKEN,), None),
+        (f"/t/{TOKEN}/signaling?x=1", SignalingRoute, (TOKEN,), None),
+        ("/t/", SignalingRoute, (), None),
+        (f"/t/{TOKEN}/stream", StreamRoute, (TOKEN,), ""),
+        (f"/t/{TOKEN}/stream/cam?binary=1", StreamRoute, (TOKEN,), "/cam"),
+        # a room literally named "t" is a room; only "t/" starts a prefix
+        ("/t", YjsRoute, (), "t"),
+        ("/t?userid=u", YjsRoute, (), "t"),
+        ("/tt/x", YjsRoute, (), "tt/x"),
+        ("/room/t/x", YjsRoute, (), "room/t/x"),
+    ],
+)
+def test_token_prefix(target: str, door: type, tokens: tuple[str, ...], rest: str | None) -> None:
+    route = route_request(target)
+    assert type(route) is door
+    assert route.tokens == tokens
+    if isinstance(route, YjsRoute):
+        assert route.room == rest
+    if isinstance(route, StreamRoute):
+        assert route.subpath == rest
+
+
+def test_token_prefix_keeps_the_query() -> None:
+    route = route_request(f"/t/{TOKEN}/room?userid=Station%20ab12cd&token=q")
+    assert isinstance(route, YjsRoute)
+    assert route.params == {"userid": "Station ab12cd", "token": "q"}
+
+
+@pytest.mark.parametrize("target", [f"/t/{TOKEN}/t/x", f"/t/{TOKEN}/t/{TOKEN}/room"])
+def test_room_names_never_start_with_the_prefix(target: str) -> None:
+    with pytest.raises(InvalidPayload, match="token prefix"):
+        route_request(target)
+
+
+def test_room_length_limit_excludes_the_prefix() -> None:
+    route = route_request(f"/t/{TOKEN}/" + "r" * 20, max_room_length=20)
+    assert isinstance(route, YjsRoute)
+    with pytest.raises(InvalidPayload):
+        route_request(f"/t/{TOKEN}/" + "r" * 21, max_room_length=20)
+
+
+@pytest.mark.parametrize(
+    ("server", "url"),
+    [
+        ("wss://relay.example", f"wss://relay.example/t/{TOKEN}"),
+        ("wss://relay.example//", f"wss://relay.example/t/{TOKEN}"),
+        ("https://relay.example:8443/edrys/", f"wss://relay.example:8443/edrys/t/{TOKEN}"),
+        ("http://127.0.0.1:1234", f"ws://127.0.0.1:1234/t/{TOKEN}"),
+    ],
+)
+def test_token_url(server: str, url: str) -> None:
+    assert token_url(server, TOKEN) == url
+    # what y-websocket then asks for routes back to the token and the room (a proxy serving
+    # the relay below /edrys/ strips that part first)
+    path = urlsplit(url + "/room").path.removeprefix("/edrys")
+    route = route_request(path)
+    assert isinstance(route, YjsRoute) and route.tokens == (TOKEN,) and route.room == "room"
+
+
+@pytest.mark.parametrize(
+    "server", ["ftp://x", "wss://", "wss://h/?a=1", "wss://h/#f", "wss://h/t/old", "relay.example"]
+)
+def test_token_url_refuses(server: str) -> None:
+    with pytest.raises(ValueError):
+        token_url(server, TOKEN)

@@ -9,7 +9,7 @@ from edrys_relay.protocol.routing import RoomName
 from edrys_relay.security.addresses import client_address, parse_proxies
 from edrys_relay.security.origins import origin_allowed, validate_origin
 from edrys_relay.security.ratelimit import TokenBucket
-from edrys_relay.server.access import redact, redacted_target
+from edrys_relay.security.redaction import redact, redacted_target
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter
 
 ALLOWED = ("https://school.example", "http://localhost:8080")
@@ -126,6 +126,28 @@ def test_redaction() -> None:
     assert redact("/?token=a,b&x=1") == "/?token=…&x=1"
     assert redacted_target("/room?token=secret") == "/room?…"
     assert redacted_target("/room") == "/room"
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("/t/v1.a.b.c/Lab1?userid=u", "/t/…/Lab1?…"),
+        ("/t/v1.a.b.c,v1.d.e.f", "/t/…"),
+        ("/t/v1.a.b.c/", "/t/…/"),
+        ("/t/v1.a.b.c/stream", "/t/…/stream"),
+        ("/t", "/t"),
+    ],
+)
+def test_redacted_target_hides_the_token_prefix(target: str, shown: str) -> None:
+    assert redacted_target(target) == shown
+
+
+def test_redaction_of_path_tokens_in_free_text() -> None:
+    line = "GET /t/v1.abc.def.ghi/Lab1?userid=u HTTP/1.1"
+    assert redact(line) == "GET /t/…/Lab1?userid=u HTTP/1.1"
+    url = "wss://relay.example/t/v1.abc.def.ghi,v1.x.y.z/Lab1?token=v1.q.r.s"
+    assert redact(url) == "wss://relay.example/t/…/Lab1?token=…"
+    assert redact("y-websocket wss://h/t/v1.a.b.c: 401") == "y-websocket wss://h/t/…: 401"
 
 
 def test_settings_do_not_print_their_secrets() -> None:

@@ -54,7 +54,27 @@ export function encodeComm (cfg) {
   return LZString.compressToEncodedURIComponent(JSON.stringify(short))
 }
 
-/** Inverse of encodeComm; missing servers fall back to `defaults`. */
+// A room token rides in the server URL's path, /t/<token> (docs/security.md): stock
+// Edrys-Lite appends /<room> to the WebSocket URL and uses the signaling URL verbatim.
+const TOKEN_PATH = /^wss?:\/\/[^/?#]+(?:\/[^?#]*)?\/t\/([^/?#]+)\/?$/
+
+/** The token list of a server URL ending in /t/<token>, or ''. */
+export const tokenOf = url => (TOKEN_PATH.exec(url || '') || [])[1] || ''
+
+/** What a token says about itself (unverified: only the server can check it), or null. */
+export function tokenClaims (token) {
+  const payload = (token.split(',')[0] || '').split('.')[2]
+  if (!payload) return null
+  try {
+    const claims = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/')))
+    return typeof claims.room === 'string' ? claims : null
+  } catch (e) { return null }
+}
+
+/**
+ * Inverse of encodeComm; missing servers fall back to `defaults`, or, when the link names
+ * only one server and its URL carries a token, to that URL: both doors take the token.
+ */
 export function decodeComm (text, defaults) {
   if (text === 'ws') return { ...defaults, communicationMethod: 'Websocket' }
   // URLSearchParams turned '+' into ' ' (Edrys-Lite undoes this the same way)
@@ -63,13 +83,14 @@ export function decodeComm (text, defaults) {
   if (!short || typeof short !== 'object') throw new Error('unreadable #comm= value')
   let config = short.c || null
   if (typeof config === 'string') config = JSON.parse(config)
-  let signaling = short.s || defaults.signalingServer
+  let signaling = short.s
   if (typeof signaling === 'string') signaling = [signaling]
+  const tokenUrl = [short.w, ...(signaling || [])].find(tokenOf)
   const method = /^websocket$/i.test(short.m) ? 'Websocket' : short.a ? 'Auto' : 'WebRTC'
   return {
     communicationMethod: method,
-    websocketUrl: short.w || defaults.websocketUrl,
-    signalingServer: signaling,
+    websocketUrl: short.w || tokenUrl || defaults.websocketUrl,
+    signalingServer: signaling || (tokenUrl ? [tokenUrl] : defaults.signalingServer),
     webrtcConfig: config
   }
 }

@@ -1,7 +1,7 @@
 // The classroom page: wires the settings, the live document and the panels.
 import {
   serverDefaults, newClassroomId, parseClassroom, roomName, decodeComm,
-  readLocation, classroomHref
+  readLocation, classroomHref, tokenOf, tokenClaims
 } from './comm.js'
 import { Session } from './transport.js'
 import { bindTextarea } from './notes.js'
@@ -122,6 +122,29 @@ function fillCommForm () {
   $('ws-url').value = cfg.websocketUrl
   $('sig-url').value = cfg.signalingServer.join(', ')
   $('ice').value = cfg.webrtcConfig ? JSON.stringify(cfg.webrtcConfig) : ''
+  fillReadyUrls(cfg)
+}
+
+// What to paste into Edrys-Lite's Settings > Communication for this server, and what the
+// room token in those URLs (if any) says about itself.
+function fillReadyUrls (cfg) {
+  $('ready-ws').value = cfg.websocketUrl
+  $('ready-sig').value = cfg.signalingServer[0] || ''
+  $('ready-stream').value = streamUrl(cfg.websocketUrl)
+  const token = tokenOf(cfg.websocketUrl) || tokenOf(cfg.signalingServer[0])
+  const claims = token && tokenClaims(token)
+  let note = ''
+  if (claims) {
+    const until = new Date(claims.exp * 1000).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' })
+    note = `These URLs carry a ${claims.role} token for room ${claims.room}, valid until ${until}. ` +
+      'Anyone who has them can join until then.'
+    const room = roomName(app.classroom)
+    if (claims.room !== room) note += ` It is not for this classroom (${room}): the server will refuse it.`
+  } else if (token) {
+    note = 'These URLs carry something in the token place (/t/…) that is not a room token.'
+  }
+  $('token-note').textContent = note
+  if (token) $('ready').open = true
 }
 
 function readCommForm () {
@@ -151,6 +174,7 @@ function setupCommForm () {
   }
   form.addEventListener('change', apply)
   form.addEventListener('submit', event => { event.preventDefault(); apply() })
+  for (const id of ['ready-ws', 'ready-sig', 'ready-stream']) $(id).addEventListener('focus', () => $(id).select())
 }
 
 // --- link -----------------------------------------------------------------------

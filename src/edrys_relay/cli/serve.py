@@ -11,6 +11,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from edrys_relay import __version__
 from edrys_relay.cli.common import (
@@ -35,6 +36,7 @@ environment variables (a flag wins over its variable):
   EDRYS_RELAY_DATA_DIR   where the SQLite database lives (default ./edrys-data)
   SSL_KEY, SSL_CERT      TLS key and certificate files (both set: HTTPS/WSS)
   EDRYS_RELAY_SECRET     room-token secret (turns access control on)
+  EDRYS_RELAY_REDIS      redis://HOST:PORT/DB shared by several nodes (docs/deployment.md)
 
 examples:
   edrys-relay serve                      listen on 0.0.0.0:1234
@@ -43,6 +45,7 @@ examples:
   edrys-relay serve --data-dir /var/lib/edrys   keep classrooms there
   edrys-relay serve --store memory       nothing is written to disk
   edrys-relay serve --ssl                HTTPS/WSS with a self-signed certificate
+  edrys-relay serve --redis redis://10.0.0.5:6379/0   one of several nodes sharing rooms
   edrys-relay serve --ssl-key=k.pem --ssl-cert=c.pem --allowed-origin=https://school.example
 """
 
@@ -74,6 +77,7 @@ def add_parser(commands: Commands) -> None:
         help="keep an empty room loaded this long (default %(default)s)",
     )
     _add_stream_flags(serve)
+    _add_cluster_flags(serve)
     serve.add_argument(
         "--log-level",
         default=os.environ.get("LOG_LEVEL", "info"),
@@ -163,6 +167,48 @@ def stream_settings(args: argparse.Namespace) -> dict[str, Any]:
         "stream_ping_interval": args.stream_ping_interval,
         "stream_list_rooms": not args.stream_hide_rooms,
     }
+
+
+def _add_cluster_flags(serve: argparse.ArgumentParser) -> None:
+    """Scale-out on Redis (docs/deployment.md)."""
+    group = serve.add_argument_group("scale-out on Redis (docs/deployment.md)")
+    group.add_argument(
+        "--redis",
+        metavar="URL",
+        default=os.environ.get("EDRYS_RELAY_REDIS") or None,
+        help="redis://HOST:PORT/DB shared by every node; rooms, signaling and streams then "
+        "span all nodes, and --store/--data-dir are not used (env EDRYS_RELAY_REDIS)",
+    )
+    group.add_argument(
+        "--compaction-lease",
+        type=positive_float,
+        metavar="SECONDS",
+        default=DEFAULTS.compaction_lease_seconds,
+        help="a compaction a node took and did not finish in this time goes to another node"
+        " (default %(default)s)",
+    )
+
+
+def cluster_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings from the Redis flags.
+
+    Raises:
+        ValueError: the URL is not a Redis URL.
+    """
+    url = args.redis
+    if url is not None and urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"--redis {redact_url(url)}: expected redis://HOST:PORT/DB")
+    return {"redis_url": url, "compaction_lease_seconds": args.compaction_lease}
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for banners and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _add_security_flags(serve: argparse.ArgumentParser) -> None:
@@ -276,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         security = security_settings(args)
+        cluster = cluster_settings(args)
     except (ValueError, TLSError) as exc:
         print(f"edrys-relay: {exc}", file=sys.stderr)
         return 2
@@ -289,6 +336,7 @@ def run(args: argparse.Namespace) -> int:
         sqlite_synchronous=args.sqlite_synchronous,
         compact_bytes=args.compact_bytes,
         **stream_settings(args),
+        **cluster,
         **security,
     )
     try:
@@ -374,13 +422,18 @@ def _print_banner(settings: Settings, port: int) -> None:
     if settings.host in ("0.0.0.0", "::", ""):
         lines.append("(other machines: use this machine's address instead of localhost)")
     if settings.auth_secrets:
-        lines.append("access control on: clients need a room token (edrys-relay token ROOM)")
+        lines.append(
+            "access control on: clients need a room token; URLs and links that carry one:"
+            f" edrys-relay token ROOM --server {ws_url}"
+        )
     if settings.allowed_origins:
         lines.append(f"allowed origins: {', '.join(settings.allowed_origins)}")
     print("\n".join(lines), flush=True)
 
 
 def _storage_line(settings: Settings) -> str:
+    if settings.redis_url is not None:
+        return f"storage: Redis at {redact_url(settings.redis_url)}, shared with every node"
     if settings.store == "memory":
         return "storage: memory (classrooms are lost when the server stops)"
     where = f"storage: sqlite in {Path(settings.data_dir).resolve()}"
@@ -392,7 +445,9 @@ def _storage_line(settings: Settings) -> str:
 __all__ = [
     "GC_THRESHOLDS",
     "add_parser",
+    "cluster_settings",
     "lean_log_records",
+    "redact_url",
     "run",
     "security_settings",
     "stream_settings",

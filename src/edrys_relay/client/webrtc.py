@@ -61,6 +61,7 @@ from edrys_relay.protocol.lib0 import Decoder, encode_var_string
 from edrys_relay.protocol.webrtc_crypto import decrypt, derive_key, encrypt
 from edrys_relay.protocol.webrtc_peers import Connect, Deliver, PeerTable
 from edrys_relay.protocol.yjs import encode_awareness
+from edrys_relay.security.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,8 @@ class _Signaling:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.label = redact(url)
+        """The URL as logs show it: tokens hidden."""
         self.connection: ClientConnection | None = None
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -173,7 +176,7 @@ class WebRtcTransport:
         if self.options.password is not None:
             self._key = await asyncio.to_thread(derive_key, self.options.password, self.room)
         for signaling in self._signaling:
-            self._spawn(self._signal_forever(signaling), f"signaling {signaling.url}")
+            self._spawn(self._signal_forever(signaling), f"signaling {signaling.label}")
 
     async def close(self) -> None:
         for signaling in self._signaling:
@@ -261,7 +264,7 @@ class WebRtcTransport:
                     self.signaling_connected.set()
                     await self._signal_session(signaling, connection)
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-                logger.info("signaling %s: %s", signaling.url, exc or type(exc).__name__)
+                logger.info("signaling %s: %s", signaling.label, exc or type(exc).__name__)
             finally:
                 signaling.connection = None
             await asyncio.sleep(backoff_delay(failures, self.options))
@@ -298,7 +301,7 @@ class WebRtcTransport:
                 return
             action = self.table.receive(inner)
         except ProtocolError as exc:
-            logger.info("signaling %s: ignoring a message: %s", signaling.url, exc)
+            logger.info("signaling %s: ignoring a message: %s", signaling.label, exc)
             return
         sender = inner.get("from") if isinstance(inner, dict) else None
         if isinstance(sender, str) and sender != self.peer_id:

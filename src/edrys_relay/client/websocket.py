@@ -31,6 +31,7 @@ from edrys_relay.protocol.yjs import (
     encode_awareness,
     encode_sync_step1,
 )
+from edrys_relay.security.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class WebSocketTransport:
     ) -> None:
         self.shared = shared
         self.url = url
+        self.label = redact(url)
+        """The URL as logs show it: tokens hidden."""
         self.options = options
         self.synced = synced
         self._queue: asyncio.Queue[bytes] | None = None
@@ -99,7 +102,7 @@ class WebSocketTransport:
         shared.add_local_listener(self.broadcast)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"ywebsocket {self.url}")
+        self._task = asyncio.create_task(self._run(), name=f"ywebsocket {self.label}")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -126,7 +129,7 @@ class WebSocketTransport:
         try:
             queue.put_nowait(message)
         except asyncio.QueueFull:
-            logger.warning("send queue full, reconnecting to %s", self.url)
+            logger.warning("send queue full, reconnecting to %s", self.label)
             self._queue = None
             connection.transport.abort()  # the reader ends, and we reconnect and resync
 
@@ -145,9 +148,9 @@ class WebSocketTransport:
                     failures = 0
                     await self._session(connection)
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-                logger.info("y-websocket %s: %s", self.url, exc or type(exc).__name__)
+                logger.info("y-websocket %s: %s", self.label, exc or type(exc).__name__)
             except ProtocolError as exc:
-                logger.warning("y-websocket %s: protocol error from server: %s", self.url, exc)
+                logger.warning("y-websocket %s: protocol error from server: %s", self.label, exc)
             await asyncio.sleep(backoff_delay(failures, self.options))
             failures += 1
 

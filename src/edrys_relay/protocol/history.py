@@ -106,5 +106,12 @@ class RoomHistory:
         self._merged_seq = seq
         self.size_bytes = len(merged.data) + sum(len(record.update) for record in self._tail)
 
+    def compacted_through(self, seq: int, merged: yupdate.ParsedUpdate) -> None:
+        """Install a merged record made elsewhere that stands for every record up to ``seq``."""
+        seqs = [record.seq for record in self._tail if record.seq <= seq]
+        if self._merged is not None:
+            seqs.append(self._merged_seq)
+        self.compacted(CompactionJob(tuple(seqs), ()), seq, merged)
+
 
 __all__ = ["CompactionJob", "Record", "RoomHistory", "merge"]

@@ -5,13 +5,19 @@ protocols.md §2.1 and §6: ``/`` and ``/signaling`` are y-webrtc signaling; exa
 server's pitfall §6.3-1); every other path names a y-websocket room. Like both Node servers we
 do not percent-decode the room name, so Edrys' un-encoded room ids map to the same documents.
 Room names are keys, never file names; they are still validated to keep logs and storage sane.
+
+A path may start with a token prefix, ``/t/<token>[,<token>...]``, for clients that can only be
+given a server URL (stock Edrys-Lite): ``wss://host/t/<token>`` becomes
+``wss://host/t/<token>/<room>?userid=...`` in y-websocket and stays verbatim in y-webrtc. The
+prefix is cut off before the door is chosen, so the rest routes as above (docs/protocols.md
+"Token in the path"); room names therefore never start with ``t/``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import NewType
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from edrys_relay.protocol.errors import InvalidPayload
 
@@ -19,6 +25,8 @@ RoomName = NewType("RoomName", str)
 
 SIGNALING_PATHS = frozenset({"", "signaling"})
 STREAM_PATH = "stream"
+TOKEN_PREFIX = "/t/"
+"""A path starting with this carries room tokens in its next segment."""
 MAX_QUERY_FIELDS = 32
 
 
@@ -26,17 +34,20 @@ MAX_QUERY_FIELDS = 32
 class YjsRoute:
     room: RoomName
     params: dict[str, str] = field(default_factory=dict)
+    tokens: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class SignalingRoute:
     params: dict[str, str] = field(default_factory=dict)
+    tokens: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class StreamRoute:
     subpath: str
     params: dict[str, str] = field(default_factory=dict)
+    tokens: tuple[str, ...] = ()
 
 
 Route = YjsRoute | SignalingRoute | StreamRoute
@@ -46,24 +57,64 @@ def route_request(target: str, *, max_room_length: int = 256) -> Route:
     """Map a request target (path plus optional query) to a door.
 
     Raises:
-        InvalidPayload: an unusable room name (too long, control or non-ASCII characters).
+        InvalidPayload: an unusable room name (too long, control or non-ASCII characters,
+            or starting with the token prefix ``t/``).
     """
     path, _, query = target.partition("?")
     params = parse_query(query)
+    tokens, path = split_token_prefix(path)
     name = path[1:] if path.startswith("/") else path
     if name in SIGNALING_PATHS:
-        return SignalingRoute(params)
+        return SignalingRoute(params, tokens)
     if name == STREAM_PATH or name.startswith(STREAM_PATH + "/"):
-        return StreamRoute(name[len(STREAM_PATH) :], params)
-    return YjsRoute(validate_room_name(name, max_room_length), params)
+        return StreamRoute(name[len(STREAM_PATH) :], params, tokens)
+    return YjsRoute(validate_room_name(name, max_room_length), params, tokens)
+
+
+def split_token_prefix(path: str) -> tuple[tuple[str, ...], str]:
+    """Split ``/t/<tokens>[/<rest>]`` into the tokens and ``/<rest>``; other paths unchanged.
+
+    The tokens are the comma-separated, non-empty items of the segment after ``/t/``; minted
+    tokens use only ``A-Z a-z 0-9 . _ -``, so they need no escaping in a path.
+    """
+    if not path.startswith(TOKEN_PREFIX):
+        return (), path
+    segment, _, rest = path[len(TOKEN_PREFIX) :].partition("/")
+    return tuple(t for t in segment.split(",") if t), "/" + rest
+
+
+def token_url(server_url: str, token: str) -> str:
+    """``server_url`` with the token prefix: the URL to give a client that takes only a URL.
+
+    ``http(s)`` becomes ``ws(s)``; trailing slashes go, as y-websocket strips them anyway.
+
+    Raises:
+        ValueError: not a ws, wss, http or https URL with a host, or one with a query, a
+            fragment or already a token prefix.
+    """
+    parts = urlsplit(server_url.strip())
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"{server_url!r} is not a ws://, wss://, http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{server_url!r} has a query or fragment; give the server URL only")
+    path = parts.path.rstrip("/")
+    if f"{path}/".startswith(TOKEN_PREFIX):
+        raise ValueError(f"{server_url!r} already carries a token prefix")
+    return f"{scheme}://{parts.netloc}{path}{TOKEN_PREFIX}{token}"
 
 
 def validate_room_name(name: str, max_length: int = 256) -> RoomName:
-    """Accept 1..max_length visible ASCII characters (what Yjs clients put in a URL path)."""
+    """Accept 1..max_length visible ASCII characters (what Yjs clients put in a URL path).
+
+    A name starting with ``t/`` is refused: its path would read as a token prefix.
+    """
     if not name or len(name) > max_length:
         raise InvalidPayload(f"room name must have 1 to {max_length} characters")
     if not all("!" <= ch <= "~" for ch in name):
         raise InvalidPayload("room name has control, space or non-ASCII characters")
+    if name.startswith(TOKEN_PREFIX[1:]):
+        raise InvalidPayload("room name starts with t/, the token prefix")
     return RoomName(name)
 
 
@@ -82,6 +133,7 @@ def parse_query(query: str) -> dict[str, str]:
 
 
 __all__ = [
+    "TOKEN_PREFIX",
     "RoomName",
     "Route",
     "SignalingRoute",
@@ -89,5 +141,7 @@ __all__ = [
     "YjsRoute",
     "parse_query",
     "route_request",
+    "split_token_prefix",
+    "token_url",
     "validate_room_name",
 ]

@@ -313,13 +313,15 @@ class RelayFrame:
     every viewer that wants it.
     """
 
-    __slots__ = ("_binary", "_json", "_made_binary", "size")
+    __slots__ = ("_binary", "_json", "_made_binary", "from_binary", "size")
 
     def __init__(self, *, json_text: bytes | None = None, binary: bytes | None = None) -> None:
         assert (json_text is None) != (binary is None), "exactly one original form"
         self._json = json_text
         self._binary = binary
         self._made_binary = binary is not None
+        self.from_binary = binary is not None
+        """Whether the source sent the binary form."""
         self.size = len(json_text or binary or b"")
         """Bytes of the original message (the only copy kept until another form is asked for)."""
 
@@ -341,6 +343,12 @@ class RelayFrame:
                 timestamp = _finite(value.get("timestamp")) or 0.0
                 self._binary = data_url_to_binary(data, timestamp)
         return self._binary
+
+    def original(self) -> bytes:
+        """The message as the source sent it (binary if ``from_binary``, else JSON text)."""
+        original = self._binary if self.from_binary else self._json
+        assert original is not None
+        return original
 
     def for_viewer(self, binary: bool) -> tuple[bytes, bool]:
         """What to send to a viewer, and whether it goes in a text frame."""

@@ -3,16 +3,16 @@
 Off unless a secret is configured, so stock Edrys-Lite keeps working. When on, every upgrade is
 decided before the WebSocket handshake completes (threats.md A1): the Yjs door needs a token for
 its room, the signaling and stream doors need at least one valid token; no frame of an
-unauthorised client is ever read. Tokens come from the ``token`` query parameter (repeatable, or
-comma-separated, for one signaling connection serving several rooms) or from a
+unauthorised client is ever read. Tokens come from the path prefix ``/t/<token>`` (the only place
+stock Edrys-Lite can carry one, see ``protocol/routing.py``), the ``token`` query parameter
+(repeatable, or comma-separated, for one signaling connection serving several rooms) or a
 ``Sec-WebSocket-Protocol`` value ``yauth-<token>`` (after y-redis), which keeps them out of URLs
-and access logs. Query strings and subprotocol values are redacted from every log line.
+and access logs. All three are redacted from every log line (``security/redaction.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,25 +25,13 @@ from websockets.typing import Subprotocol
 
 from edrys_relay.config import Settings
 from edrys_relay.protocol.routing import Route, YjsRoute
+from edrys_relay.security.redaction import redact, redacted_target
 from edrys_relay.security.tokens import Claims, Role, TokenError, TokenSigner
 
 SUBPROTOCOL = "yauth"
 SUBPROTOCOL_PREFIX = "yauth-"
 MAX_TOKENS = 16
 """Tokens looked at per request; more are ignored (bounded verification work)."""
-
-_SECRETS = re.compile(r"((?:^|[?&\s])token=)[^&\s\"']*|(yauth-)[^\s,\"']+")
-
-
-def redact(text: str) -> str:
-    """Hide token values (query parameters and subprotocols) in a line meant for a log."""
-    return _SECRETS.sub(lambda m: (m.group(1) or m.group(2)) + "…", text)
-
-
-def redacted_target(target: str) -> str:
-    """A request target for logs: the path, with any query replaced by ``?…``."""
-    path, sep, _ = target.partition("?")
-    return f"{path[:120]}?…" if sep else path[:120]
 
 
 class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -96,13 +84,13 @@ class AccessControl:
     def enabled(self) -> bool:
         return self._signer is not None
 
-    def grants(self, request: Request) -> Grants:
+    def grants(self, request: Request, route: Route) -> Grants:
         """Verify every token the request carries; invalid ones grant nothing."""
         grants = Grants()
         if self._signer is None:
             return grants
         now = self._clock()
-        for token in request_tokens(request)[:MAX_TOKENS]:
+        for token in [*route.tokens, *request_tokens(request)][:MAX_TOKENS]:
             try:
                 claims = self._signer.verify(token, now=now)
             except TokenError:
@@ -136,7 +124,10 @@ def select_subprotocol(
 
 
 def request_tokens(request: Request) -> list[str]:
-    """Tokens from the query (``token=a&token=b`` or ``token=a,b``) and from subprotocols."""
+    """Tokens from the query (``token=a&token=b`` or ``token=a,b``) and from subprotocols.
+
+    Path-prefix tokens are the route's (:func:`~edrys_relay.protocol.routing.route_request`).
+    """
     _, _, query = request.path.partition("?")
     tokens: list[str] = []
     try:

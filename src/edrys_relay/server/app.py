@@ -35,14 +35,15 @@ from edrys_relay.protocol.routing import (
 )
 from edrys_relay.security.addresses import client_address, parse_proxies
 from edrys_relay.security.origins import origin_allowed
+from edrys_relay.security.redaction import redacted_target
 from edrys_relay.server import http, tls
 from edrys_relay.server.access import (
     AccessControl,
     Grants,
     RedactingLogger,
-    redacted_target,
     select_subprotocol,
 )
+from edrys_relay.server.bus import LocalBus, RoomBus
 from edrys_relay.server.connection import READ_BUFFER_SIZE, Connection
 from edrys_relay.server.doors import SignalingDoor, YjsDoor
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter, SecurityStats
@@ -74,9 +75,16 @@ class RelayServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.outbox = Outbox()
-        # What a commit's callbacks relayed leaves in the loop turn the commit completed in.
-        self.writer = StoreWriter(lambda: open_store(settings), after_commit=self.outbox.flush)
-        self.rooms = RoomHub(settings, self.writer)
+        self.bus: RoomBus
+        if settings.redis_url is not None:
+            from edrys_relay.cluster.bus import RedisBus
+
+            self.bus = redis_bus = RedisBus(settings, settings.redis_url)
+        else:
+            # What a commit's callbacks relayed leaves in the loop turn the commit completed in.
+            writer = StoreWriter(lambda: open_store(settings), after_commit=self.outbox.flush)
+            self.bus = LocalBus(writer)
+        self.rooms = RoomHub(settings, self.bus)
         self.access = AccessControl(settings)
         self.stats = SecurityStats()
         self.counter = ConnectionCounter(
@@ -107,6 +115,8 @@ class RelayServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._joins: set[asyncio.Task[None]] = set()
         self.streams = StreamHub(settings)
+        if settings.redis_url is not None:
+            redis_bus.relay_hubs(self.topics, self.streams)
         self.stream_door = StreamDoor(self.streams, self.access)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -116,7 +126,7 @@ class RelayServer:
         ssl_context = None
         if s.tls_cert_file is not None and s.tls_key_file is not None:
             ssl_context = tls.server_context(s.tls_cert_file, s.tls_key_file)
-        await self.writer.__aenter__()
+        await self.bus.start()
         try:
             loop = asyncio.get_running_loop()
             self._server = await loop.create_server(
@@ -128,7 +138,7 @@ class RelayServer:
                 backlog=LISTEN_BACKLOG,
             )
         except BaseException:
-            await self.writer.aclose()
+            await self.bus.aclose()
             raise
         self.started_at = time.monotonic()
         self._tasks = [asyncio.create_task(self._sweep_forever(), name="sweeper")]
@@ -150,7 +160,7 @@ class RelayServer:
             await self._close_connections()
         finally:
             await self.rooms.aclose()
-            await self.writer.aclose()
+            await self.bus.aclose()
 
     async def _close_connections(self) -> None:
         for task in self._tasks:
@@ -213,7 +223,7 @@ class RelayServer:
             self.stats.refused_origin += 1
             logger.info("refused upgrade to %r: origin not allowed", redacted_target(request.path))
             return http.response(403, b"origin not allowed\n")
-        grants = self.access.grants(request)
+        grants = self.access.grants(request, route)
         if not self.access.admits(route, grants):
             self.stats.refused_token += 1
             logger.info("refused upgrade to %r: no valid token", redacted_target(request.path))

@@ -36,6 +36,7 @@ from websockets.typing import LoggerLike, Subprotocol
 
 from edrys_relay.config import Settings
 from edrys_relay.protocol.errors import ProtocolError
+from edrys_relay.security.redaction import redacted_target
 from edrys_relay.server.transport import Outbox
 
 logger = logging.getLogger(__name__)
@@ -242,7 +243,7 @@ class Connection(asyncio.BufferedProtocol):
         try:
             response = host.process_request(self, request)
         except Exception:
-            logger.exception("%s error while answering %s", self.id, request.path[:80])
+            logger.exception("%s error while answering %s", self.id, redacted_target(request.path))
             response = ws.reject(500, "Failed to open a WebSocket connection.\n")
         if response is None:
             response = ws.accept(request)

@@ -4,13 +4,14 @@ A room keeps a pycrdt document used only to validate updates, its committed hist
 record plus the writers' original updates, protocols.md §2.9, ``protocol/history.py``) and the
 awareness states of its clients.
 
-Durability contract: an update is relayed to the other connections only after the store has
-committed it, so whatever any client has seen survives ``kill -9``. Each room keeps an outbox
+Durability contract: an update is relayed to the other connections only after the room bus
+(``server/bus.py``: the local store writer, or Redis) says it may be delivered, i.e. it is
+durable, so whatever any client has seen survives ``kill -9``. Each room keeps an outbox
 in arrival order: a validated update waits there for its commit, and a sync step 1 or an
 awareness change that arrives behind it waits too, so answers cover every earlier update and
-clients see messages in the order they were sent. Awareness is not stored; it is echoed to all
-connections including the sender, which also keeps lone clients from hitting their 30 s
-silence timeout.
+clients see messages in the order they were sent. Awareness is not stored; a change goes through
+the bus to all connections including the sender, which also keeps lone clients from hitting
+their 30 s silence timeout.
 
 Rooms load lazily on the first join (records read and replayed in threads), merge their
 history once it grows past ``compact_updates``/``compact_bytes`` and when they unload after
@@ -28,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from edrys_relay.config import Settings
-from edrys_relay.protocol import history, yjs, yupdate
+from edrys_relay.protocol import yjs, yupdate
 from edrys_relay.protocol.awareness import (
+    AwarenessChange,
     AwarenessEntry,
     AwarenessStates,
     decode_awareness_update,
@@ -39,9 +41,9 @@ from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.history import RoomHistory
 from edrys_relay.protocol.routing import RoomName
 from edrys_relay.protocol.ydoc import TrackedDoc, check_update, replay
+from edrys_relay.server.bus import RoomBus
 from edrys_relay.server.peer import Peer
-from edrys_relay.storage.base import Record, StoreError
-from edrys_relay.storage.writer import StoreWriter
+from edrys_relay.storage.base import Record
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +60,13 @@ class RoomStats:
     messages_ignored: int = 0
 
 
+REMOTE_AWARENESS_ENTRIES = 4096
+"""Entries in one awareness update from another node (its answer lists all its clients)."""
+
+
 @dataclass(slots=True)
 class _PendingUpdate:
-    sender: Peer
+    sender: Peer | None
     update: bytes
     frame: bytes | None
     seq: int | None = None
@@ -86,7 +92,7 @@ class Room:
         settings: Settings,
         clock: Clock,
         *,
-        writer: StoreWriter,
+        bus: RoomBus,
         doc: TrackedDoc,
         history: RoomHistory,
         on_commit: Callable[[Room], None],
@@ -94,7 +100,7 @@ class Room:
         self.name = name
         self._settings = settings
         self._clock = clock
-        self._writer = writer
+        self._bus = bus
         self._doc = doc
         self.history = history
         self._on_commit = on_commit
@@ -121,7 +127,7 @@ class Room:
         controlled = self.peers.pop(peer, set())
         removals = self.awareness.remove(controlled)
         if removals:
-            self._broadcast(yjs.encode_awareness(encode_awareness_update(removals)))
+            self._bus.announce(self, encode_awareness_update(removals))
         if not self.peers:
             self.empty_since = self._clock()
 
@@ -159,7 +165,7 @@ class Room:
             self.stats.messages_ignored += 1
 
     def _apply(self, sender: Peer, update: bytes, frame: bytes | None) -> None:
-        if self._writer.backlog_bytes > self._settings.store_backlog_max:
+        if self._bus.backlog_bytes > self._settings.store_backlog_max:
             logger.warning("%s room=%s storage backlog full, closing", sender.id, self.name)
             sender.close(STORAGE_BUSY, "storage busy")
             return
@@ -172,7 +178,7 @@ class Room:
         self.stats.updates_applied += 1
         pending = _PendingUpdate(sender, update, frame)
         self._outbox.append(pending)
-        self._writer.append(self.name, update, lambda seq: self._committed(pending, seq))
+        self._bus.append(self.name, update, lambda seq: self._committed(pending, seq))
 
     def _committed(self, pending: _PendingUpdate, seq: int) -> None:
         pending.seq = seq
@@ -224,7 +230,11 @@ class Room:
         if controlled is not None:
             controlled.update(change.added)
             controlled.difference_update(change.removed)
-        self._broadcast(yjs.encode_awareness(encode_awareness_update(change.entries)))
+        self._bus.announce(self, encode_awareness_update(change.entries))
+
+    def send_awareness(self, update: bytes) -> None:
+        """Send an awareness update to every connection, in order behind pending updates."""
+        self._broadcast(yjs.encode_awareness(update))
 
     def expire_awareness(self, now: float) -> None:
         removals = self.awareness.expire(now, self._settings.awareness_timeout)
@@ -250,6 +260,54 @@ class Room:
         for peer in list(self.peers):
             peer.send(message)
 
+    # -- what a bus shared with other processes delivers -------------------------------------
+
+    def deliver(self, seq: int, update: bytes) -> None:
+        """An update another process appended, already durable: apply, keep and relay it."""
+        try:
+            changed = check_update(self._doc, update)
+        except ProtocolError as exc:
+            logger.error("room %s: refused update %d from the bus: %s", self.name, seq, exc)
+            return
+        if changed:
+            self._outbox.append(_PendingUpdate(None, update, None, seq))
+            self._drain()
+
+    def catch_up(self, seq: int, merged: yupdate.ParsedUpdate) -> None:
+        """Take a merged record made elsewhere that covers every record up to ``seq``.
+
+        Whatever it holds that this process has not seen (records trimmed before they were
+        read) is delivered first, so no connection misses content.
+        """
+        missing = yupdate.diff_update(merged, self._doc.state_vector())
+        if missing != yupdate.EMPTY_UPDATE:
+            self.deliver(seq, missing)
+        self.history.compacted_through(seq, merged)
+
+    def hear_awareness(self, update: bytes) -> AwarenessChange:
+        """Awareness changes from another process: apply them, tell this process's clients."""
+        entries = decode_awareness_update(
+            update,
+            max_entries=REMOTE_AWARENESS_ENTRIES,
+            max_state_bytes=self._settings.max_awareness_state,
+        )
+        change = self.awareness.apply(entries, self._clock())
+        if change:
+            self.send_awareness(encode_awareness_update(change.entries))
+        return change
+
+    def drop_awareness(self, client_ids: set[int]) -> None:
+        """Remove states another process spoke for (it is gone) and tell this process's clients."""
+        removals = self.awareness.remove(client_ids)
+        if removals:
+            self.send_awareness(encode_awareness_update(removals))
+
+    def local_awareness(self) -> bytes | None:
+        """The states this process's connections control, as one awareness update."""
+        controlled = set().union(*self.peers.values())
+        entries = [e for e in self.awareness.snapshot() if e.client_id in controlled]
+        return encode_awareness_update(entries) if entries else None
+
     @property
     def update_count(self) -> int:
         """Committed records (a merged record counts as one)."""
@@ -269,9 +327,9 @@ def _restore(records: list[Record]) -> tuple[TrackedDoc, RoomHistory, list[Recor
 class RoomHub:
     """All loaded rooms: loaded on first join, unloaded after being empty for a while."""
 
-    def __init__(self, settings: Settings, writer: StoreWriter, clock: Clock = time.monotonic):
+    def __init__(self, settings: Settings, bus: RoomBus, clock: Clock = time.monotonic):
         self.settings = settings
-        self.writer = writer
+        self.bus = bus
         self.clock = clock
         self.rooms: dict[RoomName, Room] = {}
         self._loading: dict[RoomName, asyncio.Task[Room]] = {}
@@ -304,7 +362,7 @@ class RoomHub:
         return room
 
     async def _load(self, name: RoomName) -> Room:
-        records = await self.writer.load(name)
+        records = await self.bus.load(name)
         doc, room_history, bad = await asyncio.to_thread(_restore, records)
         if bad:
             logger.error(
@@ -313,12 +371,12 @@ class RoomHub:
                 len(bad),
                 [record.seq for record in bad][:20],
             )
-            await self.writer.quarantine(name, [r.seq for r in bad], "refused on load")
+            await self.bus.quarantine(name, [r.seq for r in bad], "refused on load")
         room = Room(
             name,
             self.settings,
             self.clock,
-            writer=self.writer,
+            bus=self.bus,
             doc=doc,
             history=room_history,
             on_commit=self._after_commit,
@@ -326,8 +384,9 @@ class RoomHub:
         if self._too_long(room_history):
             # A long history from an import or an older run is merged before anyone is
             # served: answering with thousands of raw records would stall the event loop.
-            await self._compact(room)
+            await self.bus.compact(room)
         self.rooms[name] = room
+        self.bus.opened(room)
         logger.info(
             "room %s loaded (%d records, %d bytes)", name, len(records), room_history.size_bytes
         )
@@ -350,7 +409,7 @@ class RoomHub:
         running = self._compactions.get(room.name)
         # A finished task may still be registered: its done callback runs a loop turn later.
         if running is None or running.done():
-            running = self._compactions[room.name] = self._spawn(self._compact(room))
+            running = self._compactions[room.name] = self._spawn(self.bus.compact(room))
             running.add_done_callback(lambda done: self._forget_compaction(room.name, done))
         return running
 
@@ -364,30 +423,6 @@ class RoomHub:
         if running is not None:
             await asyncio.shield(running)
         await asyncio.shield(self._spawn_compaction(room))
-
-    async def _compact(self, room: Room) -> None:
-        job = room.history.compaction_job()
-        if job is None or room.compaction_failed:
-            return
-        try:
-            merged = await asyncio.to_thread(history.merge, job)
-            seq = await self.writer.replace(room.name, job.seqs, merged.data)
-        except ProtocolError as exc:
-            room.compaction_failed = True
-            logger.error(
-                "room %s: cannot merge its history, serving it unmerged: %s", room.name, exc
-            )
-            return
-        except StoreError as exc:
-            logger.error("room %s: compaction not stored, will retry later: %s", room.name, exc)
-            return
-        room.history.compacted(job, seq, merged)
-        logger.info(
-            "room %s compacted %d records into one of %d bytes",
-            room.name,
-            len(job.seqs),
-            len(merged.data),
-        )
 
     # -- housekeeping -------------------------------------------------------------------------
 
@@ -412,6 +447,7 @@ class RoomHub:
             self._unloading.discard(room.name)
         if room.idle and self.rooms.get(room.name) is room:
             del self.rooms[room.name]
+            self.bus.closed(room)
             room.close()
             logger.info(
                 "room %s unloaded (%d records, %d bytes)",
@@ -428,7 +464,7 @@ class RoomHub:
 
     async def flush(self) -> None:
         """Wait until every update received so far is committed (and relayed)."""
-        await self.writer.flush()
+        await self.bus.flush()
 
     async def aclose(self) -> None:
         """Stop merging and unloading (a merge in flight is atomic), then flush."""

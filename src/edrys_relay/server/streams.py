@@ -10,6 +10,10 @@ control replies go straight to the connection through :class:`Peer`.
 Keep-alive (§3.3): every ``stream_ping_interval`` each client gets a JSON ``ping`` and a
 WebSocket ping; a client that has not answered the previous WebSocket ping by then is aborted.
 A viewer that reads nothing cannot answer, so it is dropped after one to two intervals.
+
+With a :class:`FrameRelay` (``cluster/relays.py``), a source's frames and its coming and
+going also reach the room's viewers on other nodes, and one source per room holds across
+nodes; viewer caps, counters and the ``info`` room list stay per node.
 """
 
 from __future__ import annotations
@@ -61,6 +65,31 @@ class FrameChannel(Protocol):
 
     def buffered(self) -> int:
         """Bytes waiting in the write buffer."""
+        ...
+
+
+class FrameRelay(Protocol):
+    """Carries a room's frames and source changes to the other nodes (``cluster/relays.py``)."""
+
+    def opened(self, room_id: str) -> None:
+        """This node has members of ``room_id`` now."""
+        ...
+
+    def closed(self, room_id: str) -> None:
+        """... and now no longer."""
+        ...
+
+    def frame(self, room_id: str, frame: stream.RelayFrame) -> None: ...
+
+    def claim_source(self, client: StreamClient, room_id: str) -> None:
+        """Claim the room's source for ``client`` across nodes; on success the relay calls
+        :meth:`StreamHub.become_source`, else it sends the client the error."""
+        ...
+
+    def source_released(self, room_id: str) -> None: ...
+
+    def joined(self, client: StreamClient, room_id: str) -> None:
+        """A viewer joined a room with no source on this node: tell it of one elsewhere."""
         ...
 
 
@@ -202,6 +231,7 @@ class StreamHub:
         self._buckets: dict[StreamClient, TokenBucket] = {}
         self._frames_since_tick = 0
         self._ticker: asyncio.Task[None] | None = None
+        self.relay: FrameRelay | None = None
 
     # -- connections --------------------------------------------------------------------------
 
@@ -275,11 +305,20 @@ class StreamHub:
         if client.permissions is not None and not client.permissions.may_source(room_id):
             self._refuse(client, room_id)
             return
+        if self.relay is not None:
+            self.relay.claim_source(client, room_id)  # calls become_source if it may
+        else:
+            self.become_source(client, room_id)
+
+    def become_source(self, client: StreamClient, room_id: str) -> bool:
+        """Make ``client`` the room's source unless a live one exists; False if not."""
+        if client not in self.clients:
+            return False
         room = self.rooms.get(room_id)
-        if room is not None and room.source is not None:
+        if room is not None and room.source is not None and room.source is not client:
             if room.source.channel.is_open:
                 client.peer.send(stream.encode_error(stream.room_has_source(room_id)))
-                return
+                return False
             room.source = None  # a dead source is replaced (§3.2)
         self._release_source(client)
         room = self._move(client, room_id)
@@ -290,6 +329,7 @@ class StreamHub:
         logger.info("%s is the stream source of room %s", client.peer.id, room_id)
         client.peer.send(stream.encode_source_registered(room_id))
         self._tell_room(room, stream.encode_source_available(room_id), but=client)
+        return True
 
     def _refuse(self, client: StreamClient, room_id: str) -> None:
         """No token for this room (or no ``source`` token to be its source): say so."""
@@ -317,6 +357,8 @@ class StreamHub:
                 client.peer.send(stream.encode_source_available(join.room_id))
             else:
                 room.source = None  # dropped silently, as the Node relay does
+        if room.source is None and self.relay is not None:
+            self.relay.joined(client, join.room_id)
 
     def _frame(self, client: StreamClient, frame: stream.RelayFrame) -> None:
         room = client.source_of
@@ -329,10 +371,32 @@ class StreamHub:
         self.stats.frames_in += 1
         room.frames_in += 1
         self._frames_since_tick += 1
+        self._offer(room, frame, but=client)
+        if self.relay is not None:
+            self.relay.frame(room.room_id, frame)
+
+    def _offer(self, room: StreamRoom, frame: stream.RelayFrame, but: StreamClient | None) -> None:
         for viewer in room.members:
-            if viewer is not client and viewer.offer(frame):
+            if viewer is not but and viewer.offer(frame):
                 room.frames_dropped += 1
                 self.stats.frames_dropped += 1
+
+    # -- what the relay brings from other nodes -----------------------------------------------
+
+    def deliver_frame(self, room_id: str, frame: stream.RelayFrame) -> None:
+        """A frame of the room's source on another node, for this node's viewers."""
+        room = self.rooms.get(room_id)
+        if room is not None and room.source is None:
+            room.frames_in += 1
+            self._offer(room, frame, but=None)
+
+    def remote_source(self, room_id: str, available: bool) -> None:
+        """The room's source on another node came or went."""
+        room = self.rooms.get(room_id)
+        if room is None or room.source is not None:
+            return
+        encode = stream.encode_source_available if available else stream.encode_source_disconnected
+        self._tell_room(room, encode(room_id), but=None)
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -345,6 +409,8 @@ class StreamHub:
         room = self.rooms.get(room_id)
         if room is None:
             room = self.rooms[room_id] = StreamRoom(room_id)
+            if self.relay is not None:
+                self.relay.opened(room_id)
         room.members[client] = None
         client.room = room
         return room
@@ -367,13 +433,17 @@ class StreamHub:
             room.source = None
             logger.info("%s no longer the stream source of room %s", client.peer.id, room.room_id)
             self._tell_room(room, stream.encode_source_disconnected(room.room_id), but=client)
+            if self.relay is not None:
+                self.relay.source_released(room.room_id)
         self._forget_if_empty(room)
 
     def _forget_if_empty(self, room: StreamRoom) -> None:
-        if not room.members and room.source is None:
-            self.rooms.pop(room.room_id, None)
+        if room.members or room.source is not None:
+            return
+        if self.rooms.pop(room.room_id, None) is not None and self.relay is not None:
+            self.relay.closed(room.room_id)
 
-    def _tell_room(self, room: StreamRoom, text: str, *, but: StreamClient) -> None:
+    def _tell_room(self, room: StreamRoom, text: str, *, but: StreamClient | None) -> None:
         for member in room.members:
             if member is not but:
                 member.peer.send(text)
@@ -429,6 +499,7 @@ class StreamHub:
 
 __all__ = [
     "FrameChannel",
+    "FrameRelay",
     "StreamClient",
     "StreamHub",
     "StreamPermissions",

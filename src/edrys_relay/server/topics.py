@@ -8,17 +8,35 @@ Limits (threats.md V11, B11): topics per connection and subscribers per topic ar
 subscription over a cap, or to a topic the connection holds no token for, is refused (not
 made, counted, the rest of the frame still applies). With access control on, a connection may
 only publish to topics it is subscribed to, and ``clients`` counts are not sent.
+
+With a :class:`TopicRelay` (``cluster/relays.py``), publishes also reach the subscribers on
+other nodes; caps and counts stay per node.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from edrys_relay.protocol import signaling
 from edrys_relay.server.peer import Peer
 
 logger = logging.getLogger(__name__)
+
+
+class TopicRelay(Protocol):
+    """Carries publishes to the other nodes and brings theirs (``cluster/relays.py``)."""
+
+    def opened(self, topic: str) -> None:
+        """This node has a subscriber of ``topic`` now."""
+        ...
+
+    def closed(self, topic: str) -> None:
+        """... and now no longer."""
+        ...
+
+    def publish(self, topic: str, message: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -35,6 +53,7 @@ class TopicHub:
     allowed: dict[Peer, frozenset[str]] = field(default_factory=dict)
     refused: int = 0
     """Subscriptions and publishes refused by a cap or for lack of a token."""
+    relay: TopicRelay | None = None
 
     def connect(self, peer: Peer, allowed: frozenset[str] | None = None) -> None:
         """Register a connection; ``allowed`` restricts the topics it may join (None: any)."""
@@ -78,6 +97,8 @@ class TopicHub:
                 self.refused += 1
                 logger.info("%s subscription refused (no token or over a cap)", peer.id)
                 continue
+            if not members and self.relay is not None:
+                self.relay.opened(topic)
             self.topics[topic] = members
             members.add(peer)
             mine.add(topic)
@@ -93,11 +114,17 @@ class TopicHub:
         if self.require_subscription and message.topic not in self.subscriptions.get(sender, ()):
             self.refused += 1
             return
-        receivers = self.topics.get(message.topic)
+        if self.relay is not None:
+            self.relay.publish(message.topic, message.message)
+        self.deliver(message.topic, message.message)
+
+    def deliver(self, topic: str, message: dict[str, Any]) -> None:
+        """Send a publish to this node's subscribers of ``topic``."""
+        receivers = self.topics.get(topic)
         if not receivers:
             return
         count = len(receivers) if self.show_client_count else None
-        text = signaling.encode_publish(message.message, count)
+        text = signaling.encode_publish(message, count)
         for receiver in list(receivers):
             receiver.send(text)
 
@@ -108,10 +135,12 @@ class TopicHub:
         members.discard(peer)
         if not members:
             del self.topics[topic]
+            if self.relay is not None:
+                self.relay.closed(topic)
 
     @property
     def connection_count(self) -> int:
         return len(self.subscriptions)
 
 
-__all__ = ["TopicHub"]
+__all__ = ["TopicHub", "TopicRelay"]
