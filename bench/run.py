@@ -142,6 +142,19 @@ for _viewers in (1, 10, 50):
         "seconds": 8,
     }
 
+SETS = {
+    "issue19": [
+        "idle-5000",
+        "connect-1room",
+        "latency-1x100",
+        "latency-50x20",
+        "fanout-1x100",
+        "fanout-50x20",
+        "join-100k",
+    ],
+}
+"""Named lists for ``-s``: ``issue19`` is every scenario issue 19 sets a target for."""
+
 STREAM_NOTE = "stream scenarios skipped: the /stream door is not in the code under test"
 NO_STREAM_REFERENCE = "stream: edrys-relay only (issue 7 names no reference stream server)"
 
@@ -455,6 +468,7 @@ METRICS: dict[str, list[tuple[str, str]]] = {
         ("faults", "lost+dup+reorder"),
     ],
     "idle": [
+        ("kib_per_connection_gc", "KiB/connection after GC"),
         ("kb_per_connection", "KiB/connection"),
         ("load.connects_per_s", "connects/s"),
         ("cpu_us_per_connection", "server CPU µs/connection"),
@@ -548,8 +562,16 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+IDLE_KIB_TARGET = 8.0
+"""Issue 19: RSS per synced idle connection, after a GC."""
+CONNECT_RATIO_TARGET = 1.5
+"""Issue 19: new synced connections per second to one room, as a multiple of the reference."""
+CPU_RATIO_TARGET = 0.67
+JOIN_MS_TARGET = 30.0
+
+
 def verdicts(summary: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    """One line per target of issue 7 that this run can judge."""
+    """One line per target of issues 7 and 19 that this run can judge."""
     lines = []
     for scenario, servers in summary.items():
         mine, ref = servers.get("edrys"), servers.get("reference")
@@ -559,39 +581,56 @@ def verdicts(summary: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         if kind in ("fanout", "signal") and ref:
             a, b = mine["cpu_us_per_delivery"], ref["cpu_us_per_delivery"]
             if a and b:
-                ok = a <= 0.67 * b and mine["faults_total"] == 0
+                ok = a <= CPU_RATIO_TARGET * b and mine["faults_total"] == 0
                 lines.append(
                     f"{scenario}: CPU/delivery {a:.2f} µs vs {b:.2f} µs = {a / b:.2f}× "
-                    f"(target ≤ 0.67×), faults {mine['faults_total']}: {'MET' if ok else 'MISSED'}"
+                    f"(target ≤ {CPU_RATIO_TARGET}×), faults {mine['faults_total']}: "
+                    f"{'MET' if ok else 'MISSED'}"
                 )
         if kind == "latency" and ref:
-            a, b = mine["load.p99_ms"], ref["load.p99_ms"]
+            for key, name in (("load.p50_ms", "p50"), ("load.p99_ms", "p99")):
+                a, b = mine[key], ref[key]
+                if a is not None and b is not None:
+                    lines.append(
+                        f"{scenario}: {name} {a:.2f} ms vs {b:.2f} ms = {a / b:.2f}× "
+                        f"(target < reference): {'MET' if a < b else 'MISSED'}"
+                    )
             qa, qb = mine["quiet_p99_ms"], ref["quiet_p99_ms"]
-            if a is not None and b is not None:
-                line = f"{scenario}: p99 {a:.2f} ms vs {b:.2f} ms (target ≤ reference): "
-                line += "MET" if a <= b else "MISSED"
-                if qa is not None and qb is not None:
-                    line += f"; quiet runs only {qa:.2f} vs {qb:.2f} ms: "
-                    line += "MET" if qa <= qb else "MISSED"
-                lines.append(line)
-        if kind == "idle":
-            kb = mine["kb_per_connection"]
-            rate, ref_rate = mine["load.connects_per_s"], (ref or {}).get("load.connects_per_s")
-            if kb is not None:
+            if qa is not None and qb is not None:
                 lines.append(
-                    f"{scenario}: {kb:.1f} KiB/connection (target ≤ 10): "
-                    f"{'MET' if kb <= 10 else 'MISSED'}"
+                    f"{scenario}: p99 of quiet runs only {qa:.2f} vs {qb:.2f} ms: "
+                    f"{'MET' if qa < qb else 'MISSED'}"
                 )
-            if rate and ref_rate:
+        if kind == "idle":
+            kib = mine.get("kib_per_connection_gc")
+            if kib is None:
+                kib = mine["kb_per_connection"]
+            ref_kib = (ref or {}).get("kib_per_connection_gc") or (ref or {}).get(
+                "kb_per_connection"
+            )
+            if kib is not None:
+                vs = f" vs {ref_kib:.1f} KiB = {kib / ref_kib:.2f}×" if ref_kib else ""
+                ok = kib <= IDLE_KIB_TARGET
                 lines.append(
-                    f"{scenario}: {rate:,.0f} connects/s vs {ref_rate:,.0f} (target ≥ reference): "
-                    f"{'MET' if rate >= ref_rate else 'MISSED'}"
+                    f"{scenario}: {kib:.1f} KiB/connection after GC{vs} "
+                    f"(target ≤ {IDLE_KIB_TARGET:g} KiB): {'MET' if ok else 'MISSED'}"
+                )
+        if kind == "connect" and ref:
+            rate, ref_rate = mine["load.connects_per_s"], ref["load.connects_per_s"]
+            if rate and ref_rate:
+                ok = rate >= CONNECT_RATIO_TARGET * ref_rate
+                lines.append(
+                    f"{scenario}: {rate:,.0f} connects/s vs {ref_rate:,.0f} = "
+                    f"{rate / ref_rate:.2f}× (target ≥ {CONNECT_RATIO_TARGET}×): "
+                    f"{'MET' if ok else 'MISSED'}"
                 )
         if kind == "join":
             ms = mine["load.join_ms_median"]
             if ms is not None:
+                ok = ms < JOIN_MS_TARGET
                 lines.append(
-                    f"{scenario}: {ms:.1f} ms (target ≤ 30 ms): {'MET' if ms <= 30 else 'MISSED'}"
+                    f"{scenario}: {ms:.1f} ms (target < {JOIN_MS_TARGET:g} ms): "
+                    f"{'MET' if ok else 'MISSED'}"
                 )
     return lines
 
@@ -680,7 +719,10 @@ def rereport(path: Path) -> int:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    names = list(SCENARIOS) if args.scenarios == "all" else args.scenarios.split(",")
+    if args.scenarios == "all":
+        names = list(SCENARIOS)
+    else:
+        names = [n for part in args.scenarios.split(",") for n in SETS.get(part, [part])]
     unknown = [n for n in names if n not in SCENARIOS and not n.startswith("stream")]
     if unknown:
         print(f"unknown scenarios: {unknown}; known: {list(SCENARIOS)}", file=sys.stderr)
@@ -746,7 +788,9 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-s", "--scenarios", default="all", help="comma-separated, or 'all'")
+    parser.add_argument(
+        "-s", "--scenarios", default="all", help="comma-separated, 'all', or a set: issue19"
+    )
     parser.add_argument("-r", "--reps", type=int, default=3)
     parser.add_argument("--servers", default="edrys,reference")
     parser.add_argument("--python", default=sys.executable, help="interpreter for edrys-relay")
