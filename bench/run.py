@@ -174,7 +174,8 @@ class ServerSpec:
 def server_spec(
     name: str, family: str, port: int, python: str, src: Path, base_src: Path | None = None
 ) -> ServerSpec:
-    """``edrys`` runs ``src``; ``edrys-base`` runs ``base_src`` (a before/after comparison).
+    """``edrys`` runs ``src``; ``edrys-base`` runs ``base_src`` (a before/after comparison);
+    ``edrys-normal`` runs ``src`` with ``--sqlite-synchronous normal``.
 
     Every edrys run gets an empty data directory of its own, so it measures the default SQLite
     store (commit before relay) starting fresh, like the reference's fresh in-memory server.
@@ -186,6 +187,9 @@ def server_spec(
     edrys = [*serve, "--port", str(port)]
     if name == "edrys":
         return ServerSpec(name, edrys, "listening on", env)
+    if name == "edrys-normal":
+        # The opt-in that skips the fsync before each relay (docs/storage.md).
+        return ServerSpec(name, [*edrys, "--sqlite-synchronous", "normal"], "listening on", env)
     if name == "edrys-base":
         if base_src is None:
             raise ValueError("edrys-base needs --base-src")
