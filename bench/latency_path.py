@@ -10,6 +10,7 @@ receipt. ``--reference`` runs the Node reference server instead (only the load g
 stamps: sent → first receipt, and the spacing of receipts). Traffic to 127.0.0.1 only.
 
     taskset -c 0 .venv/bin/python bench/latency_path.py --store sqlite
+    taskset -c 0 .venv/bin/python bench/latency_path.py --store sqlite --synchronous normal
     taskset -c 0 .venv/bin/python bench/latency_path.py --store memory
     .venv/bin/python bench/latency_path.py --reference
 """
@@ -210,12 +211,16 @@ def timeline(stamps: Stamps, sent: list[int], receipts: list[list[int]]) -> dict
     return rows
 
 
-async def measure_relay(store: Literal["sqlite", "memory"], seconds: float) -> None:
+async def measure_relay(
+    store: Literal["sqlite", "memory"], synchronous: Literal["full", "normal"], seconds: float
+) -> None:
     stamps: Stamps = {}
     instrument(stamps)
     data_dir = tempfile.mkdtemp(prefix="edrys-latency-")
     trace = Path(data_dir) / "trace.json"
-    settings = Settings(host="127.0.0.1", port=0, data_dir=data_dir, store=store)
+    settings = Settings(
+        host="127.0.0.1", port=0, data_dir=data_dir, store=store, sqlite_synchronous=synchronous
+    )
     async with RelayServer(settings) as server:
         tune_gc()
         for values in stamps.values():
@@ -223,7 +228,8 @@ async def measure_relay(store: Literal["sqlite", "memory"], seconds: float) -> N
         done = await drive(server.port, seconds, trace)
     sent, receipts = load_trace(trace)
     p50, p99 = done["p50_ms"], done["p99_ms"]
-    print(f"edrys-relay, store={store}: delivery p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    label = f"store={store}" + (f", synchronous={synchronous}" if store == "sqlite" else "")
+    print(f"edrys-relay, {label}: delivery p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     report(timeline(stamps, sent, receipts))
     report(receipt_rows(sent, receipts))
 
@@ -258,6 +264,7 @@ async def measure_reference(seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
+    parser.add_argument("--synchronous", choices=["full", "normal"], default="full")
     parser.add_argument("--reference", action="store_true", help="time the Node server instead")
     parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
@@ -265,7 +272,8 @@ def main() -> None:
         asyncio.run(measure_reference(args.seconds))
         return
     store: Literal["sqlite", "memory"] = "memory" if args.store == "memory" else "sqlite"
-    asyncio.run(measure_relay(store, args.seconds))
+    synchronous: Literal["full", "normal"] = "normal" if args.synchronous == "normal" else "full"
+    asyncio.run(measure_relay(store, synchronous, args.seconds))
 
 
 if __name__ == "__main__":
