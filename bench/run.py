@@ -109,7 +109,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "connect-1room": {
         "family": "yjs",
         "kind": "connect",
-        "connections": 3000,
+        "connections": 10000,
         "parallel": 100,
         "edits": 1000,
     },
