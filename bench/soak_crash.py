@@ -3,7 +3,7 @@
 Usage: python bench/soak_crash.py [--kills N] [--seed S] [--compact-updates K]
 
 A writer streams tokens, an observer that never writes records what the server relays, the
-server is SIGKILLed at random moments (threats.md F1 asks for >= 200) and restarted; at the
+server is SIGKILLed at random moments (docs/threats.md F1 asks for >= 200) and restarted; at the
 end every observed token must be in the document a fresh client receives, exactly once.
 Exits 1 and prints the seed on a failure. Only the server processes this script starts are
 signalled.

@@ -1,1 +1,1 @@
-"""Fuzz harness for the decoders (issue #6, threats.md B6): targets, seeds and a long runner."""
+"""Fuzz harness for the decoders (issue #6, docs/threats.md B6): targets, seeds, a long runner."""

@@ -1,4 +1,4 @@
-"""The regression corpus of known crashers (``corpus/known-crashers.txt``, threats.md B5)."""
+"""The regression corpus of known crashers (``corpus/known-crashers.txt``, docs/threats.md B5)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Fuzz targets: each takes raw input and may raise only the documented error type.
 
-The contract (threats.md B6): every input is accepted or rejected with
+The contract (docs/threats.md B6): every input is accepted or rejected with
 :class:`~edrys_relay.protocol.errors.ProtocolError`; nothing else escapes, nothing hangs, and
 memory stays bounded (every length is checked against the remaining input). The pycrdt target
 runs only in a subprocess (``python -m fuzz.run pycrdt``): a Yrs allocation abort (y-crdt#415)

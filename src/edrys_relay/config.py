@@ -100,7 +100,7 @@ class Settings:
     max_connections: int = 4096
     """Open WebSocket connections; beyond it new ones are closed with 1013."""
     max_connections_per_address: int = 1024
-    """Per client address; sized for a whole school behind one NAT address (threats.md V21)."""
+    """Per client address; sized for a whole school behind one NAT address (docs/threats.md V21)."""
     message_rate: float = 200.0
     """Average frames per second per connection; a connection over the bucket closes (1008)."""
     message_burst: int = 400

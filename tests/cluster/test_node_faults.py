@@ -93,12 +93,13 @@ async def test_kill_9_of_the_compaction_worker_mid_compaction(
         "--message-rate=1e6",
         "--message-burst=100000",
     )
-    nodes = {a.proc.pid: a, b.proc.pid: b}  # type: ignore[union-attr]
     redis = redis_server.client()
     written: list[str] = []
     killed = 0
     try:
         for attempt in range(6):
+            # by PID: workers are named after it, and a restarted node has a new one
+            nodes = {node.proc.pid: node for node in (a, b)}  # type: ignore[union-attr]
             prefix = f"burst{attempt}"
             burst = asyncio.create_task(write_burst(a, 1500, prefix))
             victim = None

@@ -97,7 +97,7 @@ async def test_export_is_accepted_by_js_apply_update(
 async def test_clients_restore_a_wiped_room_without_duplicates(
     start_relay: StartRelay, node: NodeAgent, tmp_path: Path
 ) -> None:
-    """threats.md F9/V18: the store is lost; clients that still hold the document bring it
+    """docs/threats.md F9/V18: the store is lost; clients that still hold the document bring it
     back as it was (same item IDs: the server is a pure relay), nothing is doubled."""
     first = await start_relay(store="sqlite", data_dir=str(tmp_path / "a"))
     await open_client(node, first, "teacher")

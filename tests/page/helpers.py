@@ -1,6 +1,6 @@
 """Helpers for the classroom page tests: a real edrys-relay server, Debian chromium, netns.
 
-WebRTC needs a non-loopback interface (docs: testing-webrtc.md), so WebRTC tests call
+WebRTC needs a non-loopback interface (docs/testing.md), so WebRTC tests call
 ``run_in_netns``: it re-runs the test inside a fresh network namespace (``unshare -n`` +
 veth + default route) where nothing can leave the machine, and reports its result.
 """

@@ -1,4 +1,4 @@
-"""Room access control over the wire (threats.md A1, A3, A4, A5, A7, A8): issue #6."""
+"""Room access control over the wire (docs/threats.md A1, A3, A4, A5, A7, A8): issue #6."""
 
 from __future__ import annotations
 
@@ -240,7 +240,7 @@ async def test_foreign_origin_gets_403_before_the_upgrade(
 
 
 async def test_frames_after_expiry_are_dropped_while_closing(guarded: RelayServer) -> None:
-    """A client that ignores the close frame cannot keep writing (threats.md A7)."""
+    """A client that ignores the close frame cannot keep writing (docs/threats.md A7)."""
     sock = socket.create_connection(("127.0.0.1", guarded.port))
     reader, writer = await asyncio.open_connection(sock=sock)
     writer.write(

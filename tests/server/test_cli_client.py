@@ -83,7 +83,9 @@ async def test_doctor_without_webrtc(relay: RelayServer) -> None:
     assert "ok    signaling door" in output
     assert "Websocket mode: works" in output
     assert "WebRTC mode: signaling works; data channel not checked" in output
-    assert "recommendation: Websocket mode works; check the WebRTC data channel" in output
+    assert (
+        "recommendation: Websocket mode works; WebRTC signaling works, its data channel" in output
+    )
     assert code == (0 if "FAIL" not in output else 1), output
 
 

@@ -1,4 +1,4 @@
-"""kill -9 the server while a writer streams updates (issue #3 test 2, threats.md F1).
+"""kill -9 the server while a writer streams updates (issue #3 test 2, docs/threats.md F1).
 
 A writer appends unique tokens to a Y.Array, one update per token; an observer that never
 writes records what the server relays to it. The server is SIGKILLed at random moments and

@@ -1,4 +1,4 @@
-"""The known-crasher corpus replayed against a running server (threats.md B5): issue #6.
+"""The known-crasher corpus replayed against a running server (docs/threats.md B5): issue #6.
 
 Each input closes only its sender with the expected code; the server keeps its rooms, and a
 healthy pair in another room keeps syncing.

@@ -273,7 +273,7 @@ async def test_idle_room_is_compacted_then_unloaded(store: GatedStore) -> None:
 
 
 async def test_known_bad_inputs_in_storage_are_quarantined_quickly(tmp_path: Path) -> None:
-    """The codec's hostile corpus (threats.md B3-B5, y-crdt#415 class) written straight into
+    """The codec's hostile corpus (docs/threats.md B3-B5, y-crdt#415 class) written straight into
     a room's stored history: the room loads from its good records, in bounded time."""
     good = text_updates("good ", "records")
     store = SQLiteStore(tmp_path)

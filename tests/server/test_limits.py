@@ -1,4 +1,4 @@
-"""Abuse limits over the wire (threats.md B10, B11, B13, A11, A12, V15): issue #6.
+"""Abuse limits over the wire (docs/threats.md B10, B11, B13, A11, A12, V15): issue #6.
 
 Each case also checks that a healthy pair of clients keeps syncing.
 """
@@ -195,7 +195,7 @@ async def test_room_cap_sheds_connections_that_would_open_a_new_room(
 
 
 async def test_a_class_behind_one_address_is_admitted(relay: RelayServer) -> None:
-    """threats.md A11: 36 clients from one NAT address, default limits."""
+    """docs/threats.md A11: 36 clients from one NAT address, default limits."""
     clients = [await open_ws(relay, "/nat-class") for _ in range(36)]
     try:
         for ws in clients:
@@ -207,7 +207,7 @@ async def test_a_class_behind_one_address_is_admitted(relay: RelayServer) -> Non
 
 
 async def test_invalid_utf8_text_on_signaling_closes_with_1007(relay: RelayServer) -> None:
-    """threats.md B7 (the WebSocket layer validates UTF-8 in text frames)."""
+    """docs/threats.md B7 (the WebSocket layer validates UTF-8 in text frames)."""
     async with HealthyPair(relay) as healthy:
         async with await open_ws(relay, "/") as bad:
             await bad.send(b'{"type":"ping","x":"\xff"}', text=True)
@@ -233,7 +233,7 @@ HANDSHAKE_ABUSE = {
 async def test_handshake_abuse_is_refused(
     relay: RelayServer, request_bytes: bytes, status: bytes
 ) -> None:
-    """threats.md B13: oversized or broken upgrade requests get 4xx, nothing is created."""
+    """docs/threats.md B13: oversized or broken upgrade requests get 4xx, nothing is created."""
     reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
     writer.write(request_bytes + b"\r\n\r\n")
     async with asyncio.timeout(5):

@@ -1,4 +1,4 @@
-"""The real process: SIGTERM/SIGINT shut down cleanly (threats.md F8), the offline room
+"""The real process: SIGTERM/SIGINT shut down cleanly (docs/threats.md F8), the offline room
 commands work on what a server stored, and a newer schema is refused."""
 
 from __future__ import annotations

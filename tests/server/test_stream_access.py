@@ -1,4 +1,4 @@
-"""The ``/stream`` door with access control on (threats.md B15, A9): issue #6."""
+"""The ``/stream`` door with access control on (docs/threats.md B15, A9): issue #6."""
 
 from __future__ import annotations
 

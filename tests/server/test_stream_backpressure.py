@@ -1,4 +1,4 @@
-"""Backpressure on the ``/stream`` door (issue #4 test 2; threats.md V16, L5).
+"""Backpressure on the ``/stream`` door (issue #4 test 2; docs/threats.md V16, L5).
 
 A source sends 30 frames/s of ~100 KiB for 20 s to two viewers. One reads normally; the other
 stops reading (a raw socket with a tiny receive buffer), then resumes near the end. The
@@ -106,7 +106,7 @@ async def test_slow_viewer_gets_latest_frames_others_keep_up(start_relay: StartR
     assert fast.frames_dropped <= 0.1 * FRAMES
 
     # server memory: a few frames, not a share of the ~60 MB sent; per viewer at most the
-    # frame in flight and one waiting (threats.md L5: ≤ 2 frames)
+    # frame in flight and one waiting (docs/threats.md L5: ≤ 2 frames)
     assert max(buffered) <= 4 * frame_bytes
     assert max(per_viewer) <= 2 * frame_bytes + 64 * 1024
     rss_growth = max(rss) - rss[len(rss) // 10]

@@ -1,4 +1,4 @@
-"""HTTPS/WSS on the shared port (threats.md A6): issue #6."""
+"""HTTPS/WSS on the shared port (docs/threats.md A6): issue #6."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ async def test_plain_client_and_old_tls_are_refused(
 async def test_stalled_tls_handshake_is_cut_at_open_timeout(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:
-    """threats.md B13: a client that opens TCP and never speaks TLS does not hold a slot."""
+    """docs/threats.md B13: a client that opens TCP and never speaks TLS does not hold a slot."""
     pki = make_test_pki(tmp_path)
     relay = await start_relay(
         tls_cert_file=str(pki.cert_file), tls_key_file=str(pki.key_file), open_timeout=0.5

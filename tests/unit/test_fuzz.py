@@ -1,7 +1,7 @@
-"""Bounded fuzzing of every decoder (threats.md B6); ``fuzz/run.py`` runs the long version.
+"""Bounded fuzzing of every decoder (docs/threats.md B6); ``fuzz/run.py`` runs the long version.
 
 Only :class:`ProtocolError` may escape a decoder. The pycrdt target runs in a subprocess with
-an address-space limit, because an allocation abort in Yrs cannot be caught (threats.md V3).
+an address-space limit, because an allocation abort in Yrs cannot be caught (docs/threats.md V3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A Rust panic in Yrs surfaces as pyo3's PanicException, a BaseException (threats.md V4).
+"""A Rust panic in Yrs surfaces as pyo3's PanicException, a BaseException (docs/threats.md V4).
 
 It must become the documented InvalidPayload (close 1007 for the sender), while the
 interpreter's own exits still propagate.

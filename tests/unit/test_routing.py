@@ -1,4 +1,4 @@
-"""Door selection by path (protocols.md §2.1, §6.3-1), the token prefix, room names (B12)."""
+"""Doors by path (protocols.md §2.1, §6.3-1), the token prefix, room names (docs/threats.md B12)."""
 
 from urllib.parse import urlsplit
 

@@ -1,4 +1,4 @@
-"""y-webrtc signaling messages (protocols.md §4.2) and bad JSON (threats.md B8/B9)."""
+"""y-webrtc signaling messages (protocols.md §4.2) and bad JSON (docs/threats.md B8/B9)."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""One contract, every backend (conventions.md §6): memory and SQLite behave the same."""
+"""One contract, every backend: memory and SQLite behave the same (storage/base.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ B = RoomName("room-b")
 
 
 class Clock:
-    """A wall clock the test steps, backwards too (threats.md F11)."""
+    """A wall clock the test steps, backwards too (docs/threats.md F11)."""
 
     def __init__(self) -> None:
         self.now = 1_000_000.0

@@ -1,4 +1,4 @@
-"""Room tokens (threats.md A1, A2): format, signature, lifetime, rotation, malformed input."""
+"""Room tokens (docs/threats.md A1, A2): format, signature, lifetime, rotation, malformed input."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def test_fuzzed_tokens_only_raise_token_error(token: str) -> None:
 def test_mac_is_compared_in_constant_time(
     signer: TokenSigner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """threats.md A2 / V20: the MAC check goes through hmac.compare_digest, before any parsing."""
+    """docs/threats.md A2 / V20: the MAC is checked with hmac.compare_digest, before any parsing."""
     import hmac
 
     compared: list[tuple[bytes, bytes]] = []

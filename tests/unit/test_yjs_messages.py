@@ -1,4 +1,4 @@
-"""The y-websocket envelope: protocols.md §1-2 examples, malformed frames (threats.md B3/B4)."""
+"""y-websocket envelope: protocols.md §1-2 examples, malformed frames (docs/threats.md B3, B4)."""
 
 import pytest
 

@@ -1,7 +1,7 @@
 """Fixtures for WebRTC tests, and the mechanism that runs them in a private network namespace.
 
 WebRTC needs a non-loopback interface with a default route, and our tests must not use the
-machine's real one (docs: testing-webrtc.md). So every test under ``tests/webrtc`` runs inside a
+machine's real one (docs/testing.md). So every test under ``tests/webrtc`` runs inside a
 fresh network namespace made by ``scripts/netns-pytest`` (``unshare -n`` + a veth pair):
 
 * Run as part of any pytest invocation (``pytest``, ``pytest tests/webrtc``, ``-k ...``): each

@@ -102,11 +102,13 @@ async def test_auto_alone_in_an_empty_room_stays_on_webrtc(relay_server: RelayPr
     options = ClientOptions(webrtc_fallback_seconds=1.0)
     room = "AutoAlone" + uuid.uuid4().hex[:8]
     async with Classroom(url, room, transport="auto", options=options) as auto:
-        await wait_for(lambda: auto.transport_reason == "auto: on WebRTC, alone so far", 10)
+        async with asyncio.timeout(10):
+            await auto.wait_synced()  # an empty room counts as synced
+        assert auto.transport_reason == "auto: on WebRTC, the room is empty"
         assert auto.transport == "webrtc"
         # a peer arriving later is connected to over WebRTC
         async with Classroom(url, room, transport="webrtc") as peer:
             peer.doc.get("m", type=pycrdt.Map)["late"] = True
-            async with asyncio.timeout(20):
-                await auto.wait_synced()
-            await wait_for(lambda: auto.transport_reason == "auto: WebRTC data channel open", 10)
+            await wait_for(lambda: auto.transport_reason == "auto: WebRTC data channel open", 20)
+            shared = auto.doc.get("m", type=pycrdt.Map)
+            await wait_for(lambda: shared.to_py() == {"late": True}, 10)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 from edrys_relay.client.options import ClientOptions
+
+SERVER_HELP = "server address: ws://HOST:PORT, wss://HOST:PORT, http(s)://HOST:PORT or HOST:PORT"
 
 
 def add_client_flags(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +32,7 @@ def add_client_flags(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="URL",
-        help="signaling server (repeatable; default: SERVER itself)",
+        help="signaling server, written like SERVER (repeatable; default: SERVER itself)",
     )
     parser.add_argument(
         "--ice-server",
@@ -35,6 +41,25 @@ def add_client_flags(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="STUN/TURN server such as stun:stun.example.org:3478 (repeatable; default none)",
     )
+
+
+async def reachable(url: str, seconds: float, error: type[Exception]) -> None:
+    """Raise ``error`` with the reason unless something accepts TCP connections at ``url``.
+
+    Fails fast where the client would otherwise retry quietly until its timeout: nothing
+    listens there, or the name does not resolve.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    try:
+        sock = await asyncio.to_thread(socket.create_connection, (host, port), seconds)
+    except TimeoutError:
+        raise error(f"cannot connect to {host}:{port}: no answer within {seconds}s") from None
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
+        raise error(f"cannot connect to {host}:{port}: {reason}") from None
+    sock.close()
 
 
 def client_options(args: argparse.Namespace, **overrides: Any) -> ClientOptions:
@@ -47,4 +72,4 @@ def client_options(args: argparse.Namespace, **overrides: Any) -> ClientOptions:
     )
 
 
-__all__ = ["add_client_flags", "client_options"]
+__all__ = ["SERVER_HELP", "add_client_flags", "client_options", "reachable"]

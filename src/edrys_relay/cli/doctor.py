@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
-from edrys_relay.cli.client_flags import add_client_flags, client_options
-from edrys_relay.cli.common import Commands
+from edrys_relay.cli.client_flags import SERVER_HELP, add_client_flags, client_options
+from edrys_relay.cli.common import Commands, positive_float
+
+DOCTOR_EPILOG = """\
+The WebRTC check runs two peers on this machine: it shows that signaling works and that a data
+channel opens here, not that peers on other networks reach each other. A check that cannot run
+here says so ("skip") and does not count as a failure.
+
+exit status: 0 no check failed, 1 a check failed, 2 bad arguments
+"""
 
 
 def add_parser(commands: Commands) -> None:
@@ -15,10 +24,16 @@ def add_parser(commands: Commands) -> None:
         help="check which doors of a server work and which mode to use",
         description="Check HTTP, the Yjs door, the signaling door, the stream door and a WebRTC "
         "data channel between two local peers through SERVER's signaling.",
+        epilog=DOCTOR_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    doctor.add_argument("server", metavar="SERVER", help="server URL, e.g. ws://localhost:1234")
+    doctor.add_argument("server", metavar="SERVER", help=SERVER_HELP)
     doctor.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds per check (default %(default)s)"
+        "--timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds per check, twice that for WebRTC (default %(default)s)",
     )
     doctor.add_argument("--no-webrtc", action="store_true", help="skip the data-channel check")
     add_client_flags(doctor)
@@ -28,18 +43,25 @@ def add_parser(commands: Commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from edrys_relay.client.doctor import diagnose, verdict
 
-    options = client_options(args, connect_timeout=args.timeout)
-    checks = asyncio.run(
-        diagnose(args.server, seconds=args.timeout, webrtc=not args.no_webrtc, options=options)
-    )
+    try:
+        options = client_options(args, connect_timeout=args.timeout)
+        checks = asyncio.run(
+            diagnose(args.server, seconds=args.timeout, webrtc=not args.no_webrtc, options=options)
+        )
+    except ValueError as exc:
+        print(f"edrys-relay doctor: {exc}", file=sys.stderr)
+        return 2
     for check in checks:
-        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+        print(f"{_MARKS[check.ok]}  {check.name}: {check.detail}")
     modes, advice = verdict(checks)
     print()
     for mode, text in modes.items():
         print(f"{mode}: {text}")
     print(f"recommendation: {advice}")
-    return 0 if all(check.ok for check in checks) else 1
+    return 1 if any(check.ok is False for check in checks) else 0
+
+
+_MARKS = {True: "ok  ", False: "FAIL", None: "skip"}
 
 
 __all__ = ["add_parser", "run"]

@@ -20,27 +20,51 @@ from edrys_relay.storage.base import Store, StoreError
 RoomCommand = Callable[[Store, argparse.Namespace], int]
 
 
+OFFLINE = (
+    "Works on the SQLite database in --data-dir directly: meant for a stopped server or a copy"
+    " of its data directory (docs/storage.md)."
+)
+ROOM_HELP = "room name: the Yjs document name (Edrys: classroom id + hash)"
+
+
 def add_parsers(commands: Commands) -> None:
-    rooms = commands.add_parser("rooms", help="list stored rooms")
+    rooms = commands.add_parser(
+        "rooms",
+        help="list stored rooms",
+        description=f"List the stored rooms: records, bytes, last activity. {OFFLINE}",
+    )
     add_data_dir_flag(rooms)
     rooms.set_defaults(run=_offline("rooms", _list_rooms))
 
     export = commands.add_parser(
-        "export", help="write a room as one Yjs update (Y.applyUpdate accepts it)"
+        "export",
+        help="write a room as one Yjs update (Y.applyUpdate accepts it)",
+        description=f"Write ROOM's document as one Yjs v1 update, byte-faithful. {OFFLINE}",
     )
-    export.add_argument("room")
+    export.add_argument("room", metavar="ROOM", help=ROOM_HELP)
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
     add_data_dir_flag(export)
     export.set_defaults(run=_offline("export", _export_room))
 
-    imp = commands.add_parser("import", help="add a Yjs update file to a room")
-    imp.add_argument("room")
-    imp.add_argument("file", help="a Yjs v1 update, e.g. from edrys-relay export")
+    imp = commands.add_parser(
+        "import",
+        help="add a Yjs update file to a room",
+        description=f"Check FILE as a Yjs v1 update and append it to ROOM. {OFFLINE}",
+    )
+    imp.add_argument("room", metavar="ROOM", help=ROOM_HELP)
+    imp.add_argument("file", metavar="FILE", help="a Yjs v1 update, e.g. from edrys-relay export")
     add_data_dir_flag(imp)
     imp.set_defaults(run=_offline("import", _import_room))
 
-    compact = commands.add_parser("compact", help="merge the history of one room or of all")
-    compact.add_argument("room", nargs="?", help="the room (default: every stored room)")
+    compact = commands.add_parser(
+        "compact",
+        help="merge the history of one room or of all",
+        description="Merge the history of ROOM, or of every stored room when ROOM is left out,"
+        f" into one record; records the decoder refuses are quarantined. {OFFLINE}",
+    )
+    compact.add_argument(
+        "room", metavar="ROOM", nargs="?", help=f"{ROOM_HELP} (default: every stored room)"
+    )
     add_data_dir_flag(compact)
     compact.set_defaults(run=_offline("compact", _compact_rooms))
 
@@ -48,7 +72,11 @@ def add_parsers(commands: Commands) -> None:
 def _open_sqlite(args: argparse.Namespace) -> Store:
     from edrys_relay.storage.sqlite import DB_FILENAME, SQLiteStore
 
-    if not (Path(args.data_dir) / DB_FILENAME).exists():
+    try:
+        present = (Path(args.data_dir) / DB_FILENAME).is_file()
+    except OSError as exc:
+        raise StoreError(f"cannot read data directory {args.data_dir}: {exc.strerror}") from None
+    if not present:
         raise StoreError(f"no database in {args.data_dir} (see --data-dir)")
     return SQLiteStore(Path(args.data_dir))
 
@@ -117,7 +145,7 @@ def _import_room(store: Store, args: argparse.Namespace) -> int:
 def _compact_rooms(store: Store, args: argparse.Namespace) -> int:
     from edrys_relay.admin import compact_room
 
-    names = [_room_arg(args.room)] if args.room else [info.name for info in store.rooms()]
+    names = [_room_arg(args.room)] if args.room is not None else [i.name for i in store.rooms()]
     for name in names:
         done = compact_room(store, name)
         note = f", {done.quarantined} quarantined" if done.quarantined else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -344,13 +345,14 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"edrys-relay: storage: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(
-            f"edrys-relay: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
+    except CannotListen as exc:
+        print(f"edrys-relay: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+class CannotListen(Exception):
+    """The listening socket could not be made; the message names the address and the cause."""
 
 
 async def _run(settings: Settings) -> None:
@@ -360,11 +362,30 @@ async def _run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with RelayServer(settings) as server:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            server = await stack.enter_async_context(RelayServer(settings))
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            raise CannotListen(f"cannot listen on {where}: {exc.strerror or exc}") from None
         tune_gc()
-        _print_banner(settings, server.port)
+        _say(_banner(settings, server.port))
         await stop.wait()
-        print("edrys-relay: shutting down (clients are told to reconnect)", flush=True)
+        _say("edrys-relay: shutting down (clients are told to reconnect)")
+
+
+def _say(text: str) -> None:
+    """Print ``text``; once standard output is gone (``serve | head -1``), keep serving silently.
+
+    The banner and the shutdown line are for whoever watches; a reader that went away must not
+    stop the server. Logging goes to standard error and is not affected.
+    """
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 GC_THRESHOLDS = (10_000, 50, 100)
@@ -397,7 +418,7 @@ def lean_log_records() -> None:
     logging._srcfile = None  # documented: "set logging._srcfile to None"
 
 
-def _print_banner(settings: Settings, port: int) -> None:
+def _banner(settings: Settings, port: int) -> str:
     bound = Settings(host=settings.host, port=port)
     secure = settings.tls_cert_file is not None
     ws_url = bound.public_url("wss" if secure else "ws")
@@ -428,7 +449,7 @@ def _print_banner(settings: Settings, port: int) -> None:
         )
     if settings.allowed_origins:
         lines.append(f"allowed origins: {', '.join(settings.allowed_origins)}")
-    print("\n".join(lines), flush=True)
+    return "\n".join(lines)
 
 
 def _storage_line(settings: Settings) -> str:

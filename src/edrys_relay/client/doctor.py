@@ -2,22 +2,29 @@
 
 Each check returns a :class:`Check`; :func:`diagnose` runs them all and :func:`verdict` turns them
 into one line per communication mode plus a recommendation. Nothing here prints.
+
+The WebRTC check runs two peers on this machine. It shows that the server's signaling carries
+their offers and answers and that a data channel opens here; it cannot show that peers on other
+networks reach each other (that needs a direct path between them, or STUN/TURN), and it cannot
+run at all on a machine whose only interface is loopback (WebRTC stacks gather no loopback
+candidates), which it then says instead of failing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
 
+import pycrdt
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from edrys_relay.client.options import ClientOptions
+from edrys_relay.client.urls import server_url as parse_server_url
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.yjs import (
     EMPTY_STATE_VECTOR,
@@ -28,12 +35,14 @@ from edrys_relay.protocol.yjs import (
 )
 
 _NETWORK_ERRORS = (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, ProtocolError)
+WEBRTC = "WebRTC data channel"
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
     name: str
-    ok: bool
+    ok: bool | None
+    """None: not checked, and ``detail`` says why."""
     detail: str
 
 
@@ -109,12 +118,12 @@ async def check_stream(server_url: str, seconds: float) -> Check:
 
 
 async def check_webrtc(server_url: str, seconds: float, options: ClientOptions) -> Check:
-    """Two local peers find each other through this signaling and sync over a data channel."""
-    if importlib.util.find_spec("aiortc") is None:
-        reason = "needs aiortc: pip install 'edrys-relay[webrtc]'"
-        return Check("WebRTC data channel", False, reason)
+    """Two peers on this machine meet through this signaling; a change crosses their channel."""
     from edrys_relay.client.classroom import Classroom
 
+    if not await has_ice_candidates():
+        reason = "not checked: this machine has no network interface but loopback, which WebRTC"
+        return Check(WEBRTC, None, f"{reason} does not use")
     room = f"doctor-{uuid.uuid4().hex[:12]}"
     try:
         async with (
@@ -122,27 +131,51 @@ async def check_webrtc(server_url: str, seconds: float, options: ClientOptions) 
             Classroom(server_url, room, transport="webrtc", options=options) as b,
             asyncio.timeout(seconds),
         ):
-            await a.wait_synced()
-            await b.wait_synced()
-        return Check("WebRTC data channel", True, "two local peers synced over a data channel")
+            changed = asyncio.Event()
+            seen = b.doc.get("doctor", type=pycrdt.Map)
+            seen.observe(lambda _event: changed.set())
+            a.doc.get("doctor", type=pycrdt.Map)["probe"] = room
+            while seen.get("probe") != room:
+                await changed.wait()
+                changed.clear()
+        detail = "two peers on this machine synced a change over a data channel"
+        return Check(WEBRTC, True, detail)
     except TimeoutError:
-        return Check("WebRTC data channel", False, f"no data channel within {seconds}s")
+        detail = f"two peers on this machine opened no data channel within {seconds}s"
+        return Check(WEBRTC, False, detail)
     except _NETWORK_ERRORS as exc:
-        return Check("WebRTC data channel", False, str(exc) or type(exc).__name__)
+        return Check(WEBRTC, False, str(exc) or type(exc).__name__)
+
+
+async def has_ice_candidates() -> bool:
+    """Whether WebRTC finds an address to offer here: a data-channel offer with host candidates."""
+    from aiortc import RTCPeerConnection
+
+    pc = RTCPeerConnection()
+    try:
+        pc.createDataChannel("probe")
+        await pc.setLocalDescription(await pc.createOffer())
+        return "a=candidate:" in pc.localDescription.sdp
+    finally:
+        await pc.close()
 
 
 async def diagnose(
     server_url: str, *, seconds: float = 10.0, webrtc: bool = True, options: ClientOptions
 ) -> list[Check]:
-    """Run every check against ``server_url`` (``ws://host:port``)."""
+    """Run every check against ``server_url`` (as :func:`~edrys_relay.client.urls.server_url`
+    reads it; a bad one raises ``ValueError``)."""
+    url = parse_server_url(server_url)
     checks = [
-        await check_http(server_url, seconds),
-        await check_yjs(server_url, seconds),
-        await check_signaling(server_url, seconds),
-        await check_stream(server_url, seconds),
+        await check_http(url, seconds),
+        await check_yjs(url, seconds),
+        await check_signaling(url, seconds),
+        await check_stream(url, seconds),
     ]
-    if webrtc:
-        checks.append(await check_webrtc(server_url, 2 * seconds, options))
+    if webrtc and not checks[2].ok:
+        checks.append(Check(WEBRTC, None, "not checked: the signaling door failed"))
+    elif webrtc:
+        checks.append(await check_webrtc(url, 2 * seconds, options))
     return checks
 
 
@@ -151,16 +184,21 @@ def verdict(checks: list[Check]) -> tuple[dict[str, str], str]:
     ok = {check.name: check.ok for check in checks}
     websocket_ok = ok.get("Yjs door", False)
     signaling_ok = ok.get("signaling door", False)
-    channel_ok = ok.get("WebRTC data channel")
+    channel_ok = ok.get(WEBRTC)
     modes = {
         "Websocket mode": "works" if websocket_ok else "does not work (Yjs door failed)",
-        "WebRTC mode": _webrtc_verdict(signaling_ok, channel_ok),
+        "WebRTC mode": _webrtc_verdict(bool(signaling_ok), channel_ok),
         "video streams": "work" if ok.get("stream door") else "do not work (/stream door failed)",
     }
-    if signaling_ok and channel_ok:
-        advice = "use WebRTC mode (or transport='auto'); Websocket mode is the fallback"
+    if websocket_ok and signaling_ok and channel_ok:
+        advice = (
+            "both modes work from here; transport='auto' uses WebRTC where peers reach each other"
+            " and Websocket mode where they do not"
+        )
+    elif signaling_ok and channel_ok:
+        advice = "use WebRTC mode (transport='webrtc'); Websocket mode does not work"
     elif websocket_ok and signaling_ok and channel_ok is None:
-        advice = "Websocket mode works; check the WebRTC data channel before choosing WebRTC"
+        advice = "Websocket mode works; WebRTC signaling works, its data channel was not checked"
     elif websocket_ok:
         advice = "use Websocket mode (transport='websocket')"
     else:
@@ -174,8 +212,14 @@ def _webrtc_verdict(signaling_ok: bool, channel_ok: bool | None) -> str:
     if channel_ok is None:
         return "signaling works; data channel not checked"
     if not channel_ok:
-        return "signaling works, but no data channel opened (peers need STUN/TURN)"
-    return "works"
+        return (
+            "signaling works, but two peers on this machine opened no data channel"
+            " (a firewall here may block UDP)"
+        )
+    return (
+        "signaling works, and a data channel opened between two peers on this machine; peers on"
+        " other networks also need a direct path or STUN/TURN"
+    )
 
 
-__all__ = ["Check", "diagnose", "http_url", "verdict"]
+__all__ = ["WEBRTC", "Check", "diagnose", "has_ice_candidates", "http_url", "verdict"]

@@ -1,4 +1,4 @@
-"""Every timeout and limit of the client in one frozen dataclass (conventions.md §1.7)."""
+"""Every timeout and limit of the client in one frozen dataclass."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ Framing = Literal["edrys", "plain"]
 
 #: A smaller send queue would overflow during every handshake and reconnect forever.
 MIN_SEND_QUEUE = 8
+ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,7 +35,12 @@ class ClientOptions:
 
     # Timeouts
     webrtc_fallback_seconds: float = 15.0
-    """Auto mode: peers seen on signaling but no data channel open this long → WebSocket."""
+    """Auto mode: no signaling server, or peers seen on signaling but no data channel open, this
+    long → WebSocket."""
+    empty_room_seconds: float = 5.0
+    """WebRTC: with no word from a peer this long after signaling connected, an empty room counts
+    as synced. Only where the signaling server does not count the room's subscribers (edrys-relay
+    counts them unless access control is on); a count of one decides at once."""
     connect_timeout: float = 10.0
     """Opening handshake of a WebSocket, and one WebRTC connection attempt."""
     signaling_ping_interval: float = 15.0
@@ -57,6 +63,9 @@ class ClientOptions:
     def __post_init__(self) -> None:
         if self.send_queue < MIN_SEND_QUEUE:
             raise ValueError(f"send_queue must be at least {MIN_SEND_QUEUE}")
+        for url in self.ice_servers:
+            if not url.startswith(ICE_SCHEMES):
+                raise ValueError(f"ICE server {url!r} is not a stun:, stuns:, turn: or turns: URL")
 
 
 __all__ = ["ClientOptions", "Framing", "Transport"]

@@ -26,21 +26,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-try:
-    from aiortc import (
-        RTCConfiguration,
-        RTCDataChannel,
-        RTCIceServer,
-        RTCPeerConnection,
-        RTCSessionDescription,
-    )
-    from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
-    from aiortc.rtcconfiguration import RTCIceTransportPolicy
-    from aiortc.sdp import candidate_from_sdp
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "the WebRTC transport needs aiortc: pip install 'edrys-relay[webrtc]'"
-    ) from exc
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
+from aiortc.sdp import candidate_from_sdp
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -127,6 +122,8 @@ class _Signaling:
         self.label = redact(url)
         """The URL as logs show it: tokens hidden."""
         self.connection: ClientConnection | None = None
+        self.subscribers: int | None = None
+        """The room's subscribers here, as the echo of our announce counts them (None: unknown)."""
 
     async def send(self, message: dict[str, Any]) -> None:
         connection = self.connection
@@ -161,6 +158,10 @@ class WebRtcTransport:
         self._signaling = [_Signaling(url) for url in signaling_urls]
         self._route: dict[str, _Signaling] = {}
         self._key: bytes | None = None
+        self.subscribers_counted = asyncio.Event()
+        """Set once every signaling server counted the room's subscribers (see :attr:`alone`)."""
+        self.last_error: str | None = None
+        """Why the last signaling connection failed or ended; None again once one opens."""
         self.synced = synced
         self._on_app_message = on_app_message
         self.identity = (
@@ -249,6 +250,28 @@ class WebRtcTransport:
     async def _publish(self, signaling: _Signaling, inner: dict[str, Any]) -> None:
         await signaling.send({"type": "publish", "topic": self.room, "data": self._seal(inner)})
 
+    @property
+    def signaling_open(self) -> bool:
+        return any(signaling.connection is not None for signaling in self._signaling)
+
+    @property
+    def alone(self) -> bool | None:
+        """Whether we are the room's only subscriber on every signaling server.
+
+        None until each has counted: edrys-relay (without access control) and upstream y-webrtc
+        10.3 add ``clients`` to each publish, so the echo of our own announce carries the count.
+        """
+        counts = [signaling.subscribers for signaling in self._signaling]
+        if None in counts:
+            return None
+        return all(count == 1 for count in counts)
+
+    def _count_subscribers(self, signaling: _Signaling, clients: Any) -> None:
+        valid = isinstance(clients, int) and not isinstance(clients, bool)
+        signaling.subscribers = clients if valid else None
+        if self.alone is not None:
+            self.subscribers_counted.set()
+
     async def _signal_forever(self, signaling: _Signaling) -> None:
         failures = 0
         while True:
@@ -261,10 +284,13 @@ class WebRtcTransport:
                 ) as connection:
                     failures = 0
                     signaling.connection = connection
+                    self.last_error = None
                     self.signaling_connected.set()
                     await self._signal_session(signaling, connection)
+                self.last_error = f"signaling {signaling.url}: the server closed the connection"
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-                logger.info("signaling %s: %s", signaling.label, exc or type(exc).__name__)
+                self.last_error = f"signaling {signaling.label}: {exc or type(exc).__name__}"
+                logger.info("%s", self.last_error)
             finally:
                 signaling.connection = None
             await asyncio.sleep(backoff_delay(failures, self.options))
@@ -306,6 +332,8 @@ class WebRtcTransport:
         sender = inner.get("from") if isinstance(inner, dict) else None
         if isinstance(sender, str) and sender != self.peer_id:
             self.peers_seen.set()
+        elif sender == self.peer_id and inner.get("type") == "announce":
+            self._count_subscribers(signaling, message.get("clients"))
         if action is None:
             return
         self._route[action.remote] = signaling

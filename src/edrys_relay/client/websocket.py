@@ -99,6 +99,8 @@ class WebSocketTransport:
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self.connections_made = 0
+        self.last_error: str | None = None
+        """Why the last connection failed or ended; None while connected."""
         shared.add_local_listener(self.broadcast)
 
     async def start(self) -> None:
@@ -146,11 +148,15 @@ class WebSocketTransport:
                     max_size=self.options.max_message,
                 ) as connection:
                     failures = 0
+                    self.last_error = None
                     await self._session(connection)
+                self.last_error = f"{self.url}: {_closed(connection)}"
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-                logger.info("y-websocket %s: %s", self.label, exc or type(exc).__name__)
+                self.last_error = f"{self.label}: {exc or type(exc).__name__}"
+                logger.info("y-websocket %s", self.last_error)
             except ProtocolError as exc:
-                logger.warning("y-websocket %s: protocol error from server: %s", self.label, exc)
+                self.last_error = f"{self.label}: protocol error from the server: {exc}"
+                logger.warning("y-websocket %s", self.last_error)
             await asyncio.sleep(backoff_delay(failures, self.options))
             failures += 1
 
@@ -185,6 +191,11 @@ class WebSocketTransport:
             while True:
                 await connection.send(await queue.get())
                 queue.task_done()
+
+
+def _closed(connection: ClientConnection) -> str:
+    code, reason = connection.close_code, connection.close_reason
+    return f"the server closed the connection ({code}{' ' + reason if reason else ''})"
 
 
 __all__ = ["WebSocketTransport", "backoff_delay", "room_is_active", "room_url"]

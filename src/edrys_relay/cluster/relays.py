@@ -4,7 +4,7 @@ Both are ephemeral, so pub/sub (at most once, nothing stored) fits: a node subsc
 channel of each signaling topic and stream room it has members of, and publishes what its
 clients send. Every message starts with the sending node's id, so a node skips its own.
 
-Bounded everywhere (threats.md V16, L5): signaling publishes wait in a queue of at most
+Bounded everywhere (docs/threats.md V16, L5): signaling publishes wait in a queue of at most
 ``MAX_QUEUED`` (more are dropped and counted; y-webrtc announces again), a stream room keeps
 only its newest frame waiting to be published (latest frame wins, as for viewers), and Redis
 cuts off a subscriber that falls too far behind (``client-output-buffer-limit pubsub``); the

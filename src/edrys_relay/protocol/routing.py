@@ -1,6 +1,6 @@
 """Which door an upgrade request knocks on, decided from its request target alone.
 
-protocols.md §2.1 and §6: ``/`` and ``/signaling`` are y-webrtc signaling; exactly ``/stream``,
+protocols.md §2.1 and §7.1: ``/`` and ``/signaling`` are y-webrtc signaling; exactly ``/stream``,
 ``/stream/...`` or ``/stream?...`` is the stream relay (not every ``/stream*`` prefix, the Node
 server's pitfall §6.3-1); every other path names a y-websocket room. Like both Node servers we
 do not percent-decode the room name, so Edrys' un-encoded room ids map to the same documents.
@@ -9,8 +9,8 @@ Room names are keys, never file names; they are still validated to keep logs and
 A path may start with a token prefix, ``/t/<token>[,<token>...]``, for clients that can only be
 given a server URL (stock Edrys-Lite): ``wss://host/t/<token>`` becomes
 ``wss://host/t/<token>/<room>?userid=...`` in y-websocket and stays verbatim in y-webrtc. The
-prefix is cut off before the door is chosen, so the rest routes as above (docs/protocols.md
-"Token in the path"); room names therefore never start with ``t/``.
+prefix is cut off before the door is chosen, so the rest routes as above (protocols.md §7.2);
+room names therefore never start with ``t/``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from edrys_relay.protocol import yupdate
 from edrys_relay.protocol.errors import InvalidPayload, MalformedMessage, ProtocolError
 from edrys_relay.protocol.history import Record
 
-# pyo3 turns Rust panics into PanicException, which derives from BaseException (threats.md V4).
+# pyo3 turns Rust panics into PanicException, which derives from BaseException (docs/threats.md V4).
 _NOT_PANICS = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
@@ -92,7 +92,7 @@ def replay(records: list[Record]) -> tuple[TrackedDoc, list[Record], list[Record
     in a thread).
 
     Returns the document, the records it accepted and the ones it refused (poison records,
-    threats.md F10), so one bad record never keeps a room from loading.
+    docs/threats.md F10), so one bad record never keeps a room from loading.
     """
     doc = TrackedDoc()
     good: list[Record] = []

@@ -1,4 +1,4 @@
-"""Which client address a connection counts against (threats.md V21 and A11).
+"""Which client address a connection counts against (docs/threats.md V21 and A11).
 
 ``X-Forwarded-For`` is honoured only when the TCP peer is a configured trusted proxy; the client
 is then the right-most address in the header that is not itself a trusted proxy (everything to

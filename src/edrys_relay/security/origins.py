@@ -1,4 +1,4 @@
-"""The Origin allow-list (CWE-1385, threats.md V12 and A5).
+"""The Origin allow-list (CWE-1385, docs/threats.md V12 and A5).
 
 Browsers send the serialised origin of the page: ``scheme://host[:port]`` in lower case, the
 default port left out. An allowed origin must be written in that exact form, and a request's

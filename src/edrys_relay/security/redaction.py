@@ -1,4 +1,4 @@
-"""Keep room tokens out of log lines and metric labels (threats.md V20, A4).
+"""Keep room tokens out of log lines and metric labels (docs/threats.md V20, A4).
 
 A token can travel in three places (docs/security.md "Tokens"): the ``token`` query parameter,
 a ``yauth-<token>`` subprotocol, and the path prefix ``/t/<token>``. Every line that may carry a

@@ -5,9 +5,9 @@ Format (all characters are RFC 7230 ``tchar``, so a token also fits a WebSocket 
     v1.<kid>.<base64url(claims JSON)>.<base64url(HMAC-SHA256(secret, "v1.<kid>.<claims>"))>
 
 ``kid`` names the secret that signed the token, so a new secret can be introduced while tokens
-signed with the previous one stay valid until it is removed (threats.md A2). The MAC is checked
+signed with the previous one stay valid until it is removed (docs/threats.md A2). The MAC is checked
 with :func:`hmac.compare_digest` before any claim is parsed, so an unsigned token never reaches
-the JSON decoder (threats.md V20). Nothing here logs; tokens and secrets stay out of messages.
+the JSON decoder (docs/threats.md V20). Nothing here logs; tokens and secrets stay out of messages.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Room access control at the door: which tokens a request carries and what they grant.
 
 Off unless a secret is configured, so stock Edrys-Lite keeps working. When on, every upgrade is
-decided before the WebSocket handshake completes (threats.md A1): the Yjs door needs a token for
-its room, the signaling and stream doors need at least one valid token; no frame of an
+decided before the WebSocket handshake completes (docs/threats.md A1): the Yjs door needs a token
+for its room, the signaling and stream doors need at least one valid token; no frame of an
 unauthorised client is ever read. Tokens come from the path prefix ``/t/<token>`` (the only place
 stock Edrys-Lite can carry one, see ``protocol/routing.py``), the ``token`` query parameter
 (repeatable, or comma-separated, for one signaling connection serving several rooms) or a
@@ -64,7 +64,7 @@ class Grants:
         return bool(self.roles(room_id))
 
     def may_source(self, room_id: str) -> bool:
-        """Be a room's stream source: a ``source`` token (threats.md B15)."""
+        """Be a room's stream source: a ``source`` token (docs/threats.md B15)."""
         return Role.SOURCE in self.roles(room_id)
 
     @property

@@ -173,7 +173,7 @@ class RelayServer:
             return
         self._server = None
         server.close()
-        # Relay what is committed before telling clients to reconnect (threats.md F8).
+        # Relay what is committed before telling clients to reconnect (docs/threats.md F8).
         await self.rooms.flush()
         if self.connections:
             self._all_ended = asyncio.Event()
@@ -377,7 +377,7 @@ class RelayServer:
         return client_address(peer_ip, request.headers.get_all("X-Forwarded-For"), self._proxies)
 
     def _close_on_expiry(self, connection: Connection, grants: Grants) -> None:
-        """Close the connection when its first token runs out (threats.md A7)."""
+        """Close the connection when its first token runs out (docs/threats.md A7)."""
         expires = grants.expires
         if expires is None:
             return

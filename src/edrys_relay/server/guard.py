@@ -1,4 +1,4 @@
-"""Per-connection checks between a socket and its hub (threats.md V6, V9, A3, B10, A12).
+"""Per-connection checks between a socket and its hub (docs/threats.md V6, V9, A3, B10, A12).
 
 Every frame first passes a token bucket (over it: close 1008). On the Yjs door a read-only
 connection's document updates are dropped and counted; so are all updates to a room whose stored

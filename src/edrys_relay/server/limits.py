@@ -32,7 +32,7 @@ class SecurityStats:
 
 @dataclass
 class ConnectionCounter:
-    """Open connections, in total and per client address (threats.md V14, V15, V21)."""
+    """Open connections, in total and per client address (docs/threats.md V14, V15, V21)."""
 
     max_total: int
     max_per_address: int
@@ -56,7 +56,7 @@ class ConnectionCounter:
 
 @dataclass
 class AwarenessOwners:
-    """Which connection speaks for which awareness client ID, per room (threats.md V9, B10).
+    """Which connection speaks for which awareness client ID, per room (docs/threats.md V9, B10).
 
     A connection owns the client IDs it announced first, up to ``max_ids``. Entries for an ID
     owned by another connection of the room (impersonation, or a false removal) and entries over

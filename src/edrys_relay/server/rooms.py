@@ -169,7 +169,7 @@ class Room:
             logger.warning("%s room=%s storage backlog full, closing", sender.id, self.name)
             sender.close(STORAGE_BUSY, "storage busy")
             return
-        # Validate before persisting (threats.md V17): a poison update never reaches storage.
+        # Validate before persisting (docs/threats.md V17): a poison update never reaches storage.
         # The empty update (every joining client's step 2 when it has nothing new) changes
         # nothing and needs no parse.
         if update == yjs.EMPTY_UPDATE or not check_update(self._doc, update):

@@ -1,6 +1,6 @@
 """The ``/stream`` connection handler: the WebSocket side of :mod:`edrys_relay.server.streams`.
 
-:class:`RelayServer` hands every upgrade routed to ``/stream`` (protocols.md §3.1) to a
+:class:`RelayServer` hands every upgrade routed to ``/stream`` (protocols.md §7.1) to a
 :class:`StreamDoor`. It applies the door's message size limit (5 MiB, as the Node relay's
 ``maxPayload``; larger closes with 1009), asks for binary delivery when the URL says
 ``?binary=1``, runs the client's writer task while the connection is open, and always

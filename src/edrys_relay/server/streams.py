@@ -4,7 +4,7 @@ State is per room: a frame touches only the viewers of its source's room. A view
 write buffer is low gets the frame written at once; a viewer that is behind keeps only the
 newest frame in a one-frame slot, which its writer task sends when the buffer has drained. So
 at most one frame waits per viewer beyond the one in flight, never a queue (latest frame wins;
-threats.md V16, L5). Replaced frames are counted per viewer, per room and for the hub. Short
+docs/threats.md V16, L5). Replaced frames are counted per viewer, per room and for the hub. Short
 control replies go straight to the connection through :class:`Peer`.
 
 Keep-alive (§3.3): every ``stream_ping_interval`` each client gets a JSON ``ping`` and a
@@ -245,7 +245,7 @@ class StreamHub:
     ) -> StreamClient:
         """Register a connection and greet it with ``info`` (protocols.md §3.3)."""
         client = StreamClient(peer, channel, binary=binary, permissions=permissions)
-        # with access control on, the greeting never lists rooms (threats.md A9)
+        # with access control on, the greeting never lists rooms (docs/threats.md A9)
         listed = self.settings.stream_list_rooms and permissions is None
         sources = self._active_sources() if listed else None
         peer.send(stream.encode_info(sources, len(self.clients)))

@@ -1,4 +1,4 @@
-"""TLS for HTTPS/WSS: load a certificate, or make and keep a self-signed one (threats.md A6).
+"""TLS for HTTPS/WSS: load a certificate, or make and keep a self-signed one (docs/threats.md A6).
 
 The self-signed certificate is generated in Python (``cryptography``; no ``openssl`` binary),
 stored in the data directory and reused while it is valid for at least another day. Its subject

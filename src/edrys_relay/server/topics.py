@@ -4,13 +4,14 @@ Set semantics for subscriptions; a publish goes, serialised once, to every subsc
 topic including the publisher; everything of a connection is removed when it closes, and
 empty topics are deleted so the topic map tracks live topics only.
 
-Limits (threats.md V11, B11): topics per connection and subscribers per topic are capped; a
+Limits (docs/threats.md V11, B11): topics per connection and subscribers per topic are capped; a
 subscription over a cap, or to a topic the connection holds no token for, is refused (not
 made, counted, the rest of the frame still applies). With access control on, a connection may
 only publish to topics it is subscribed to, and ``clients`` counts are not sent.
 
 With a :class:`TopicRelay` (``cluster/relays.py``), publishes also reach the subscribers on
-other nodes; caps and counts stay per node.
+other nodes; caps stay per node, and ``clients`` counts are not sent: a node knows only its own
+subscribers, and the Python client reads a count of one as an empty room (docs/client.md).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class TopicHub:
         receivers = self.topics.get(topic)
         if not receivers:
             return
-        count = len(receivers) if self.show_client_count else None
+        count = len(receivers) if self.show_client_count and self.relay is None else None
         text = signaling.encode_publish(message, count)
         for receiver in list(receivers):
             receiver.send(text)

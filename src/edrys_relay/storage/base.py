@@ -1,10 +1,10 @@
-"""The one interface every storage backend implements (conventions.md §6).
+"""The one interface every storage backend implements, with one contract test for all of them.
 
 A room's history is a list of records in commit order. A record is either one update exactly
 as a client sent it, or a *merged* record that replaced a run of earlier records (compaction).
 Records are addressed by ``seq``, a number the store assigns that only ever grows; no wall
-clock decides order or what to keep (threats.md F11). Room names are keys, never paths
-(threats.md V13).
+clock decides order or what to keep (docs/threats.md F11). Room names are keys, never paths
+(docs/threats.md V13).
 
 Backends are synchronous and blocking: the server calls them from its storage threads
 (``storage/writer.py``), never from the event loop. A backend must be safe to call from one

@@ -1,6 +1,6 @@
 """The default store: one SQLite database (WAL, ``synchronous=FULL``) in the data directory.
 
-Durability (threats.md F1, F2): with WAL and ``synchronous=FULL`` (the default) a committed
+Durability (docs/threats.md F1, F2): with WAL and ``synchronous=FULL`` (the default) a committed
 transaction survives a crash of the process and a power loss; with ``synchronous=NORMAL``
 (``--sqlite-synchronous normal``) it survives a crash of the process, and a power loss may take
 the last ones (sqlite.org/pragma.html#pragma_synchronous).
@@ -12,6 +12,7 @@ each own one connection; SQLite serialises them.
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,26 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 
 
+def prepare_data_dir(data_dir: Path) -> None:
+    """Make ``data_dir`` if needed and check that we may write there.
+
+    Raises:
+        StoreError: naming the directory and the real cause (a file in the way, no permission).
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except FileExistsError:
+        raise StoreError(f"data directory {data_dir} is a file, not a directory") from None
+    except NotADirectoryError:
+        raise StoreError(f"data directory {data_dir}: a part of its path is a file") from None
+    except OSError as exc:
+        raise StoreError(f"cannot create data directory {data_dir}: {exc.strerror}") from None
+    try:
+        tempfile.TemporaryFile(dir=data_dir).close()  # permissions, read-only mounts, quotas
+    except OSError as exc:
+        raise StoreError(f"cannot write in data directory {data_dir}: {exc.strerror}") from None
+
+
 class SQLiteStore:
     """Room histories in ``<data_dir>/edrys-relay.sqlite3``."""
 
@@ -59,8 +80,8 @@ class SQLiteStore:
         self._synchronous = {"full": "FULL", "normal": "NORMAL"}[synchronous]
         self._clock = clock
         self._busy_ms = int(busy_timeout_seconds * 1000)
+        prepare_data_dir(Path(data_dir))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._write = self._connect()
             self._migrate()
             self._read = self._connect()

@@ -7,7 +7,7 @@ that arrived while the previous commit was in flight shares one ``fsync``). The 
 the committed batch straight back to the loop (``call_soon_threadsafe``), where the callbacks
 run in order, and then ``after_commit`` (the server flushes its Outbox there, so what the
 callbacks relayed leaves in the same loop turn). A failing commit is retried with backoff,
-keeping its updates in order (threats.md F5); nothing is reported as committed until it is.
+keeping its updates in order (docs/threats.md F5); nothing is reported as committed until it is.
 
 The other writes (compaction, quarantine) and the store's opening and closing run in the same
 thread, between batches.
