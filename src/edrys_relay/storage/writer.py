@@ -246,7 +246,10 @@ class StoreWriter:
                     logger.exception("after-commit callback failed for room %s", queued.room)
         self._in_flight -= len(batches)
         if self._after_commit is not None:
-            self._after_commit()
+            try:
+                self._after_commit()
+            except Exception:
+                logger.exception("after-commit hook failed")
         if not self._in_flight and not self._queue:
             assert self._idle is not None
             self._idle.set()
