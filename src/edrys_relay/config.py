@@ -117,6 +117,19 @@ class Settings:
     max_document_bytes: int = 32 * MiB
     """Stored update bytes per room; once reached, further updates are dropped (security.md)."""
 
+    # WebRTC bridge (docs/design.md "WebRTC bridge", docs/security.md; off by default)
+    bridge_webrtc: bool = False
+    """Join every signaling topic we can decrypt as a y-webrtc peer holding the room's document."""
+    bridge_passwords: tuple[str, ...] = field(default=("password",), repr=False)
+    """y-webrtc room passwords to try; Edrys-Lite always uses ``password``. Rooms whose
+    signaling is plaintext (no password) are joined too."""
+    bridge_max_peers_per_room: int = 32
+    """WebRTC peers the bridge connects to in one room; more keep to peer-to-peer only."""
+    bridge_max_peers: int = 128
+    """WebRTC peers the bridge connects to in all rooms together."""
+    bridge_ice_servers: tuple[str, ...] = ()
+    """STUN/TURN URLs for the bridge's peer connections; none: host candidates only."""
+
     def public_url(self, scheme: str = "ws") -> str:
         """A URL for people to type: the bound host, or localhost for a wildcard bind."""
         host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host

@@ -1,7 +1,8 @@
-"""Drive stock JavaScript Yjs clients (yjs + y-websocket in Node) from pytest.
+"""Drive stock JavaScript Yjs clients (yjs + y-websocket or y-webrtc in Node) from pytest.
 
-``NodeAgent`` runs ``js/yws_agent.mjs`` and exchanges one JSON line per command. The npm
-packages come from ``tests/interop/package.json`` (installed with ``npm ci``).
+``NodeAgent`` runs ``js/yws_agent.mjs`` (or ``js/ywebrtc_agent.mjs``, with ``@roamhq/wrtc``)
+and exchanges one JSON line per command. The npm packages come from
+``tests/interop/package.json`` (installed with ``npm ci``).
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ class NodeAgent:
         self._ids = itertools.count(1)
 
     @classmethod
-    async def start(cls, script: str = "js/yws_agent.mjs") -> NodeAgent:
+    async def start(cls, script: str = "js/yws_agent.mjs", *args: str) -> NodeAgent:
         require_node_modules()
         process = await asyncio.create_subprocess_exec(
             "node",
             script,
+            *args,
             cwd=HERE,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

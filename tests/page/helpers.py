@@ -53,15 +53,19 @@ def _free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
-def running_server(host: str = "127.0.0.1", env: dict[str, str] | None = None) -> Iterator[str]:
+def running_server(
+    host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+    flags: tuple[str, ...] = (),
+) -> Iterator[str]:
     """Run ``python -m edrys_relay serve`` on a free port of ``host``; yield its http URL.
 
-    ``env`` adds environment variables (e.g. ``EDRYS_RELAY_SECRET``).
+    ``env`` adds environment variables (e.g. ``EDRYS_RELAY_SECRET``), ``flags`` serve flags.
     """
     port = _free_port(host)
     # EDRYS_PAGE_SERVER: another server command to test the page against ({port} is filled in)
     template = os.environ.get("EDRYS_PAGE_SERVER")
-    serve = ["serve", "--host", host, "--port", str(port)]
+    serve = ["serve", "--host", host, "--port", str(port), *flags]
     command = (
         shlex.split(template.format(port=port))
         if template
@@ -121,15 +125,21 @@ def launched_browser() -> Iterator[Any]:
             browser.close()
 
 
-def run_in_netns(request: pytest.FixtureRequest, body: Callable[[str, Any], None]) -> None:
+def run_in_netns(
+    request: pytest.FixtureRequest,
+    body: Callable[[str, Any], None],
+    server_flags: tuple[str, ...] = (),
+) -> None:
     """Run ``body(server_url, browser)`` inside a fresh network namespace.
+
+    The server runs with ``server_flags`` added to its command line.
 
     Outside one, re-run this very test through ``scripts/netns-pytest`` and report its result.
     Where no namespace can be made the test is skipped, except under ``CI=true``: there it fails,
     so CI never passes without having run it.
     """
     if os.environ.get(NETNS_ENV) == "1":
-        with running_server() as url, launched_browser() as browser:
+        with running_server(flags=server_flags) as url, launched_browser() as browser:
             body(url, browser)
         return
     result = subprocess.run(

@@ -95,6 +95,29 @@ def test_webrtc_mode_over_data_channel(request: pytest.FixtureRequest) -> None:
     run_in_netns(request, _webrtc_mode)
 
 
+def _both_modes_in_one_room(server: str, browser: Any) -> None:
+    """With the bridge, a member in WebRTC mode and one in WebSocket mode share the room."""
+    room = classroom_id()
+    origin = ws_origin(server)
+    rtc = f"{server}/?/classroom/{room}#comm=" + edrys_comm({"m": "WebRTC", "s": [origin]})
+    ws = f"{server}/?/classroom/{room}#comm=" + edrys_comm({"m": "Websocket", "w": origin})
+    a, b = open_member(browser, rtc, "Ada"), open_member(browser, ws, "Bob")
+    try:
+        _see_each_other(a, b)
+        a.wait_for_function("edrysPage.session.stats.dataChannelsOpened >= 1")
+        state_a, state_b = debug(a), debug(b)
+        assert state_a["transport"] == "webrtc" and state_a["websocketDoorOpened"] == 0, state_a
+        assert state_b["transport"] == "websocket", state_b
+        health = json.loads(urllib.request.urlopen(f"{server}/healthz", timeout=5).read())
+        assert health["bridge"]["peers"] == 1, health
+    finally:
+        _close(a, b)
+
+
+def test_webrtc_and_websocket_members_share_a_bridged_room(request: pytest.FixtureRequest) -> None:
+    run_in_netns(request, _both_modes_in_one_room, server_flags=("--bridge-webrtc",))
+
+
 def _switch_keeps_document(server: str, browser: Any) -> None:
     room = classroom_id()
     origin = ws_origin(server)

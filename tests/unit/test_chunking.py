@@ -14,6 +14,7 @@ from edrys_relay.protocol.chunking import (
     ChunkHeader,
     Reassembler,
     decode_packet,
+    detect_framing,
     split_message,
 )
 from edrys_relay.protocol.errors import MalformedMessage, MessageTooBig, PolicyViolation
@@ -274,3 +275,22 @@ def test_mutated_headers_never_crash(data: st.DataObject) -> None:
             return
         if out is not None:
             assert len(out) <= 1024
+
+
+@pytest.mark.parametrize(
+    ("first", "framing"),
+    [
+        (VEC_SINGLE, "edrys"),  # the fork's step 1 of an empty document
+        (VEC_MULTI_0, "edrys"),  # the first chunk of message 7
+        (VEC_MULTI_1, "plain"),  # a second chunk cannot come first
+        (bytes.fromhex(header_hex(1, 0, 1, 4, 4)) + STEP1, "edrys"),  # after an unsent empty one
+        (STEP1, "plain"),  # upstream y-webrtc's step 1 of an empty document
+        (bytes.fromhex("00000b01d2090a") + bytes(6), "plain"),  # step 1, one client
+        # a step 1 padded past 40 bytes: 00 00 then the state vector's length, never 8 zeros
+        (bytes.fromhex("00002813") + bytes(39), "plain"),
+        (bytes.fromhex("010200"), "plain"),  # awareness first
+        (bytes(HEADER_SIZE), "plain"),  # a zero header describes no chunk
+    ],
+)
+def test_detect_framing_from_the_first_message(first: bytes, framing: str) -> None:
+    assert detect_framing(first) == framing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edrys_relay.client.webrtc import _parse_candidate
+from edrys_relay.client.webrtc_links import parse_candidate
 
 CHROME = (
     "candidate:842163049 1 udp 1677729535 10.233.0.1 52049 typ host generation 0 "
@@ -13,7 +13,7 @@ CHROME = (
 
 
 def test_chrome_host_candidate() -> None:
-    candidate = _parse_candidate({"candidate": CHROME, "sdpMid": "0", "sdpMLineIndex": 0})
+    candidate = parse_candidate({"candidate": CHROME, "sdpMid": "0", "sdpMLineIndex": 0})
     assert candidate is not None
     assert (candidate.ip, candidate.port, candidate.type, candidate.protocol) == (
         "10.233.0.1",
@@ -29,10 +29,10 @@ def test_chrome_host_candidate() -> None:
     [None, "text", {"candidate": ""}, {"candidate": None}, {"sdpMid": "0"}],
 )
 def test_end_of_candidates_and_junk_give_none(value: object) -> None:
-    assert _parse_candidate(value) is None
+    assert parse_candidate(value) is None
 
 
 @pytest.mark.parametrize("text", ["candidate:1 1 udp", "candidate:x y z w v u typ host", "1"])
 def test_unparsable_candidate_raises_value_error(text: str) -> None:
     with pytest.raises(ValueError):
-        _parse_candidate({"candidate": text})
+        parse_candidate({"candidate": text})

@@ -9,6 +9,7 @@ from edrys_relay.protocol.routing import (
     SignalingRoute,
     StreamRoute,
     YjsRoute,
+    room_for_topic,
     route_request,
     token_url,
 )
@@ -137,3 +138,24 @@ def test_token_url(server: str, url: str) -> None:
 def test_token_url_refuses(server: str) -> None:
     with pytest.raises(ValueError):
         token_url(server, TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("topic", "room"),
+    [
+        ("AbCdEfGhIjKlMnOp", "AbCdEfGhIjKlMnOp"),
+        ("AbCdEfGhIjKlMnOpHASH1234", "AbCdEfGhIjKlMnOpHASH1234"),
+        ("yjs/room", "yjs/room"),
+        ("streaming", "streaming"),
+        ("", None),  # the signaling door itself
+        ("signaling", None),
+        ("stream", None),
+        ("stream/x", None),
+        ("a?b", None),  # the Yjs door would serve room "a"
+        ("t/tok/room", None),  # a token prefix: the Yjs door would serve room "room"
+        ("a b", None),
+        ("x" * 257, None),
+    ],
+)
+def test_room_for_topic(topic: str, room: str | None) -> None:
+    assert room_for_topic(topic) == room

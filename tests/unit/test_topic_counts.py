@@ -1,5 +1,6 @@
 """``clients`` counts on signaling publishes: the topic's subscribers, or none where a count
-would mislead (access control on, or other nodes that hold subscribers of their own)."""
+would mislead (access control on, other nodes that hold subscribers of their own, or a bridge
+that is still deciding whether to join the topic)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,18 @@ class FakeRelay:
         pass
 
 
+@dataclass
+class FakeBridge:
+    deciding: bool
+    seen: list[str] = field(default_factory=list)
+
+    def published(self, sender: Any, message: Publish) -> None:
+        self.seen.append(message.topic)
+
+    def may_join(self, topic: str) -> bool:
+        return self.deciding
+
+
 def published(hub: TopicHub) -> dict[str, Any]:
     a, b = FakePeer("a"), FakePeer("b")
     for peer in (a, b):
@@ -55,8 +68,12 @@ def published(hub: TopicHub) -> dict[str, Any]:
         (TopicHub(), 2),
         (TopicHub(show_client_count=False), None),
         (TopicHub(relay=FakeRelay()), None),
+        (TopicHub(observer=FakeBridge(deciding=True)), None),
+        (TopicHub(observer=FakeBridge(deciding=False)), 2),
     ],
-    ids=["one node", "access control", "cluster"],
+    ids=["one node", "access control", "cluster", "bridge deciding", "bridge decided"],
 )
 def test_clients_count(hub: TopicHub, clients: int | None) -> None:
     assert published(hub).get("clients") == clients
+    if isinstance(hub.observer, FakeBridge):
+        assert hub.observer.seen == ["room"]

@@ -12,9 +12,9 @@ fresh network namespace made by ``scripts/netns-pytest`` (``unshare -n`` + a vet
   ``CI=true``: then they fail, so CI can never pass without having run them.
 
 Fixtures (usable only inside the namespace): ``relay_server`` (our server on 127.0.0.1, started
-as ``python -m edrys_relay serve``), ``page_url`` (an esbuild bundle of the pinned npm yjs +
-y-webrtc, served over HTTP on 127.0.0.1) and ``browser`` (headless Debian Chromium driven by
-Playwright).
+as ``python -m edrys_relay serve``; ``start_server`` starts more, with flags and a store),
+``page_url`` (an esbuild bundle of the pinned npm yjs + y-webrtc, served over HTTP on
+127.0.0.1) and ``browser`` (headless Debian Chromium driven by Playwright).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,6 +195,8 @@ class RelayProcess:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    command: list[str]
+    env: dict[str, str]
 
     @property
     def ws_url(self) -> str:
@@ -213,6 +215,20 @@ class RelayProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
 
+    def restart(self) -> None:
+        """Stop the server and start it again with the same command, port and data."""
+        self.stop()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_for_port(self, timeout=20)
+
 
 def _wait_for_port(server: RelayProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
@@ -228,26 +244,55 @@ def _wait_for_port(server: RelayProcess, timeout: float) -> None:
     raise RuntimeError(f"server did not listen within {timeout}s:\n{server.log()}")
 
 
+StartServer = Callable[..., RelayProcess]
+
+
 @pytest.fixture
-def relay_server(tmp_path: Path) -> Iterator[RelayProcess]:
-    """Our server on 127.0.0.1 inside the namespace, from this checkout's ``src``."""
-    port = free_port()
-    log_path = tmp_path / "server.log"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    env["EDRYS_RELAY_STORE"] = "memory"  # signaling only: no database in the checkout
-    cmd = [sys.executable, "-m", "edrys_relay", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start our server on 127.0.0.1 inside the namespace, from this checkout's ``src``.
+
+    ``start_server(*flags, store="memory")``; with ``store="sqlite"`` the data lives in the
+    test's temporary directory. Every server started is stopped after the test.
+    """
+    started: list[RelayProcess] = []
+
+    def start(*flags: str, store: str = "memory") -> RelayProcess:
+        port = free_port()
+        log_path = tmp_path / f"server-{len(started)}.log"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")])
         )
-    server = RelayProcess(process, port, log_path)
-    try:
+        env["PYTHONUNBUFFERED"] = "1"
+        env["EDRYS_RELAY_STORE"] = store
+        env["EDRYS_RELAY_DATA_DIR"] = str(tmp_path / f"data-{len(started)}")
+        cmd = [sys.executable, "-m", "edrys_relay", "serve", "--host", "127.0.0.1"]
+        cmd += ["--port", str(port), *flags]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = RelayProcess(process, port, log_path, cmd, env)
+        started.append(server)
         _wait_for_port(server, timeout=20)
-        yield server
+        return server
+
+    try:
+        yield start
     finally:
-        server.stop()
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def relay_server(start_server: StartServer) -> RelayProcess:
+    """Our server with the default flags and the memory store (signaling only)."""
+    return start_server()
 
 
 def _bundle(out_dir: Path, entry: str = "page_entry.js") -> None:

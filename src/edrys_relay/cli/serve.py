@@ -86,6 +86,7 @@ def add_parser(commands: Commands) -> None:
         help="log verbosity (env LOG_LEVEL; default %(default)s)",
     )
     _add_security_flags(serve)
+    _add_bridge_flags(serve)
     serve.set_defaults(run=run)
 
 
@@ -270,6 +271,58 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_bridge_flags(serve: argparse.ArgumentParser) -> None:
+    """The WebRTC bridge: the server as a y-webrtc peer in every room (docs/design.md)."""
+    group = serve.add_argument_group("WebRTC bridge (off by default)")
+    group.add_argument(
+        "--bridge-webrtc",
+        action="store_true",
+        help="join every WebRTC room on the signaling door as a peer, so the room's document"
+        " is the one the WebSocket door serves, and is stored (the server sees its content)",
+    )
+    group.add_argument(
+        "--bridge-password",
+        action="append",
+        default=[],
+        metavar="PASSWORD",
+        help="y-webrtc room password to try (repeatable; default: Edrys-Lite's 'password')",
+    )
+    group.add_argument(
+        "--bridge-max-peers-per-room",
+        type=positive_int,
+        default=DEFAULTS.bridge_max_peers_per_room,
+        metavar="N",
+        help="WebRTC peers the server connects to in one room; more stay peer to peer"
+        " (default %(default)s)",
+    )
+    group.add_argument(
+        "--bridge-max-peers",
+        type=positive_int,
+        default=DEFAULTS.bridge_max_peers,
+        metavar="N",
+        help="WebRTC peers the server connects to in all rooms (default %(default)s)",
+    )
+    group.add_argument(
+        "--bridge-ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN server for the bridge's connections, e.g. stun:stun.example:3478"
+        " (repeatable; default none: the server's own addresses)",
+    )
+
+
+def bridge_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Settings` fields given by the bridge flags."""
+    return {
+        "bridge_webrtc": args.bridge_webrtc,
+        "bridge_passwords": tuple(args.bridge_password) or DEFAULTS.bridge_passwords,
+        "bridge_max_peers_per_room": args.bridge_max_peers_per_room,
+        "bridge_max_peers": args.bridge_max_peers,
+        "bridge_ice_servers": tuple(args.bridge_ice_server),
+    }
+
+
 def security_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Settings from the security flags.
 
@@ -316,6 +369,8 @@ def run(args: argparse.Namespace) -> int:
     if args.log_level.upper() != "DEBUG":
         # websockets' own "connection open/closed" lines carry no connection id; ours do.
         logging.getLogger("websockets.server").setLevel(logging.WARNING)
+        # aioice logs every ICE candidate pair check of the bridge's connections
+        logging.getLogger("aioice").setLevel(logging.WARNING)
     if not 0 <= args.port <= 65535:
         print(f"edrys-relay: --port {args.port} is not a port number", file=sys.stderr)
         return 2
@@ -337,9 +392,13 @@ def run(args: argparse.Namespace) -> int:
         sqlite_synchronous=args.sqlite_synchronous,
         compact_bytes=args.compact_bytes,
         **stream_settings(args),
+        **bridge_settings(args),
         **cluster,
         **security,
     )
+    if settings.bridge_webrtc and settings.redis_url is not None:
+        print("edrys-relay: --bridge-webrtc runs on one node, not with --redis", file=sys.stderr)
+        return 2
     try:
         asyncio.run(_run(settings))
     except StoreError as exc:
@@ -449,6 +508,11 @@ def _banner(settings: Settings, port: int) -> str:
         )
     if settings.allowed_origins:
         lines.append(f"allowed origins: {', '.join(settings.allowed_origins)}")
+    if settings.bridge_webrtc:
+        lines.append(
+            "WebRTC bridge on: the server joins WebRTC rooms as a peer, sees and stores their"
+            " content, and serves the same document on the WebSocket door"
+        )
     return "\n".join(lines)
 
 
@@ -466,6 +530,7 @@ def _storage_line(settings: Settings) -> str:
 __all__ = [
     "GC_THRESHOLDS",
     "add_parser",
+    "bridge_settings",
     "cluster_settings",
     "lean_log_records",
     "redact_url",

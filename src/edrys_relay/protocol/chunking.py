@@ -28,7 +28,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from edrys_relay.protocol.errors import MalformedMessage, MessageTooBig, PolicyViolation
 
@@ -99,6 +99,23 @@ def decode_packet(packet: bytes | bytearray | memoryview) -> tuple[ChunkHeader, 
     if (header.length == 1) != (header.chunk_size == header.total_size):
         raise MalformedMessage("single-chunk message whose chunk is not the whole message")
     return header, chunk
+
+
+def detect_framing(first_packet: bytes | bytearray | memoryview) -> Literal["edrys", "plain"]:
+    """Which data-channel framing a peer uses, from the first message it sent on the channel.
+
+    Both y-webrtc flavours open with their sync step 1. Framed by the fork it is the first
+    chunk of a message: a header whose fields agree with each other and with the bytes
+    received, with ``index`` 0 (``tx_ord`` need not be 0: the fork counts the empty messages
+    it never sends). Unframed it is ``00 00`` and the state vector; bytes 32-39 would have to
+    hold exactly the message's length minus 40, bytes 8-15 an index below bytes 16-23, and so
+    on, which a y-protocols message does not do.
+    """
+    try:
+        header, _ = decode_packet(first_packet)
+    except MalformedMessage:
+        return "plain"
+    return "edrys" if header.index == 0 else "plain"
 
 
 def split_message(message: bytes, tx_ord: int, chunk_size: int = CHUNK_SIZE) -> list[bytes]:
@@ -266,6 +283,7 @@ __all__ = [
     "ChunkHeader",
     "Reassembler",
     "decode_packet",
+    "detect_framing",
     "encode_packet",
     "split_message",
 ]

@@ -118,6 +118,22 @@ def validate_room_name(name: str, max_length: int = 256) -> RoomName:
     return RoomName(name)
 
 
+def room_for_topic(topic: str, max_room_length: int = 256) -> RoomName | None:
+    """The y-websocket room that a y-webrtc signaling topic names, or None if there is none.
+
+    In Edrys-Lite the topic, the Yjs document name and the y-websocket room are one name
+    (protocols.md §5.1). A topic has no room when the Yjs door could never reach it by that
+    exact name: an invalid room name, a signaling or stream path, or a name with a query.
+    """
+    try:
+        route = route_request("/" + topic, max_room_length=max_room_length)
+    except InvalidPayload:
+        return None
+    if not isinstance(route, YjsRoute) or route.room != topic:
+        return None
+    return route.room
+
+
 def parse_query(query: str) -> dict[str, str]:
     """Parse a query string (first value wins), bounded in the number of fields."""
     if not query:
@@ -140,6 +156,7 @@ __all__ = [
     "StreamRoute",
     "YjsRoute",
     "parse_query",
+    "room_for_topic",
     "route_request",
     "split_token_prefix",
     "token_url",

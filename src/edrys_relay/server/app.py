@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.datastructures import MultipleValuesError
 from websockets.http11 import Request, Response
@@ -47,6 +47,7 @@ from edrys_relay.server.bus import LocalBus, RoomBus
 from edrys_relay.server.connection import READ_BUFFER_SIZE, Connection
 from edrys_relay.server.doors import SignalingDoor, YjsDoor
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter, SecurityStats
+from edrys_relay.server.peer import Peer
 from edrys_relay.server.rooms import Room, RoomHub
 from edrys_relay.server.stream_door import StreamDoor
 from edrys_relay.server.streams import StreamHub
@@ -55,6 +56,9 @@ from edrys_relay.server.transport import Outbox
 from edrys_relay.storage import open_store
 from edrys_relay.storage.base import StoreError
 from edrys_relay.storage.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from edrys_relay.server.bridge import Bridge
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +122,27 @@ class RelayServer:
         if settings.redis_url is not None:
             redis_bus.relay_hubs(self.topics, self.streams)
         self.stream_door = StreamDoor(self.streams, self.access)
+        self._signaling_grants: dict[Peer, Grants] = {}
+        """Tokens of signaling connections, for the bridge (only with access control on)."""
+        self.bridge: Bridge | None = None
+        if settings.bridge_webrtc:
+            self.bridge = self._make_bridge()
+
+    def _make_bridge(self) -> Bridge:
+        from edrys_relay.server.bridge import Bridge  # aiortc, imported only when asked for
+
+        bridge = Bridge(
+            self.settings, self.topics, self.rooms, self.owners, self.stats, self._can_write
+        )
+        self.topics.observer = bridge
+        return bridge
+
+    def _can_write(self, signaling: Peer, room: str) -> bool:
+        """Whether a signaling connection's tokens let it write to ``room``."""
+        if not self.access.enabled:
+            return True
+        grants = self._signaling_grants.get(signaling)
+        return grants is not None and grants.can_write(room)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -175,6 +200,8 @@ class RelayServer:
         server.close()
         # Relay what is committed before telling clients to reconnect (docs/threats.md F8).
         await self.rooms.flush()
+        if self.bridge is not None:
+            await self.bridge.aclose()
         if self.connections:
             self._all_ended = asyncio.Event()
             for connection in list(self.connections):
@@ -201,6 +228,8 @@ class RelayServer:
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
             self.rooms.sweep()
+            if self.bridge is not None:
+                self.bridge.sweep()
 
     async def _keepalive_forever(self) -> None:
         """One sweep pings every connection; one that missed the previous ping is closed."""
@@ -262,6 +291,7 @@ class RelayServer:
             },
             "streams": self.streams.summary(),
             "security": {**self.stats.as_dict(), "topics_refused": self.topics.refused},
+            **({"bridge": self.bridge.summary()} if self.bridge is not None else {}),
         }
 
     # -- open connections (Host) --------------------------------------------------------------
@@ -285,6 +315,8 @@ class RelayServer:
             logger.info("%s open signaling from %s", connection.id, address)
             connection.ws.max_message_size = self.settings.max_message_signaling
             allowed = frozenset(grants.rooms) if self.access.enabled else None
+            if self.bridge is not None and self.access.enabled:
+                self._signaling_grants[connection] = grants
             connection.attach(
                 SignalingDoor(
                     connection,
@@ -301,6 +333,7 @@ class RelayServer:
     def ended(self, connection: Connection) -> None:
         self.connections.discard(connection)
         self._admitted.pop(connection, None)  # a handshake websockets refused after ours
+        self._signaling_grants.pop(connection, None)
         if connection.client is not None:
             self.counter.release(connection.client)
             logger.info(

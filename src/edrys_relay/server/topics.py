@@ -12,6 +12,10 @@ only publish to topics it is subscribed to, and ``clients`` counts are not sent.
 With a :class:`TopicRelay` (``cluster/relays.py``), publishes also reach the subscribers on
 other nodes; caps stay per node, and ``clients`` counts are not sent: a node knows only its own
 subscribers, and the Python client reads a count of one as an empty room (docs/client.md).
+
+An ``observer`` (the WebRTC bridge, ``server/bridge.py``, which runs on one node only) is told
+of every publish this node's connections make that the hub accepts, with its sender; while it
+decides whether to join a topic, that topic's publishes carry no ``clients`` count.
 """
 
 from __future__ import annotations
@@ -24,6 +28,20 @@ from edrys_relay.protocol import signaling
 from edrys_relay.server.peer import Peer
 
 logger = logging.getLogger(__name__)
+
+
+class PublishObserver(Protocol):
+    """Sees every accepted publish with its sender (the WebRTC bridge, ``server/bridge.py``)."""
+
+    def published(self, sender: Peer, message: signaling.Publish) -> None: ...
+
+    def may_join(self, topic: str) -> bool:
+        """True while the observer is deciding whether to subscribe to ``topic``.
+
+        A ``clients`` count sent meanwhile would leave the observer out, and the Python client
+        reads a count of one as an empty room (docs/client.md "Empty rooms"), so none is sent.
+        """
+        ...
 
 
 class TopicRelay(Protocol):
@@ -55,6 +73,8 @@ class TopicHub:
     refused: int = 0
     """Subscriptions and publishes refused by a cap or for lack of a token."""
     relay: TopicRelay | None = None
+    observer: PublishObserver | None = None
+    """Called with every accepted publish and its sender."""
 
     def connect(self, peer: Peer, allowed: frozenset[str] | None = None) -> None:
         """Register a connection; ``allowed`` restricts the topics it may join (None: any)."""
@@ -115,6 +135,8 @@ class TopicHub:
         if self.require_subscription and message.topic not in self.subscriptions.get(sender, ()):
             self.refused += 1
             return
+        if self.observer is not None:
+            self.observer.published(sender, message)
         if self.relay is not None:
             self.relay.publish(message.topic, message.message)
         self.deliver(message.topic, message.message)
@@ -124,7 +146,10 @@ class TopicHub:
         receivers = self.topics.get(topic)
         if not receivers:
             return
-        count = len(receivers) if self.show_client_count and self.relay is None else None
+        counted = self.show_client_count and self.relay is None
+        if counted and self.observer is not None and self.observer.may_join(topic):
+            counted = False
+        count = len(receivers) if counted else None
         text = signaling.encode_publish(message, count)
         for receiver in list(receivers):
             receiver.send(text)
@@ -144,4 +169,4 @@ class TopicHub:
         return len(self.subscriptions)
 
 
-__all__ = ["TopicHub", "TopicRelay"]
+__all__ = ["PublishObserver", "TopicHub", "TopicRelay"]
