@@ -130,6 +130,12 @@ class Settings:
     bridge_ice_servers: tuple[str, ...] = ()
     """STUN/TURN URLs for the bridge's peer connections; none: host candidates only."""
 
+    # Operations (docs/operations.md)
+    metrics_token: str | None = field(default=None, repr=False)
+    """Bearer token ``/metrics`` requires; None serves metrics to anyone who can connect."""
+    loop_lag_interval: float = 0.5
+    """How often the event-loop lag is sampled for ``/metrics``."""
+
     def public_url(self, scheme: str = "ws") -> str:
         """A URL for people to type: the bound host, or localhost for a wildcard bind."""
         host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host

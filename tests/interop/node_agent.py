@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,11 @@ class NodeAgent:
         self._ids = itertools.count(1)
 
     @classmethod
-    async def start(cls, script: str = "js/yws_agent.mjs", *args: str) -> NodeAgent:
+    async def start(
+        cls, script: str = "js/yws_agent.mjs", *args: str, env: dict[str, str] | None = None
+    ) -> NodeAgent:
+        """Start ``script`` with ``args``; ``env`` adds environment variables (e.g.
+        NODE_EXTRA_CA_CERTS)."""
         require_node_modules()
         process = await asyncio.create_subprocess_exec(
             "node",
@@ -44,6 +49,7 @@ class NodeAgent:
             cwd=HERE,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, **(env or {})},
         )
         return cls(process)
 

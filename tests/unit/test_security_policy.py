@@ -9,7 +9,7 @@ from edrys_relay.protocol.routing import RoomName
 from edrys_relay.security.addresses import client_address, parse_proxies
 from edrys_relay.security.origins import origin_allowed, validate_origin
 from edrys_relay.security.ratelimit import TokenBucket
-from edrys_relay.security.redaction import redact, redacted_target
+from edrys_relay.security.redaction import redact, redacted_target, room_label
 from edrys_relay.server.limits import AwarenessOwners, ConnectionCounter
 
 ALLOWED = ("https://school.example", "http://localhost:8080")
@@ -124,22 +124,45 @@ def test_redaction() -> None:
     out = redact(line)
     assert "v1.abc" not in out and "v1.x" not in out and "userid=u" in out
     assert redact("/?token=a,b&x=1") == "/?token=…&x=1"
-    assert redacted_target("/room?token=secret") == "/room?…"
-    assert redacted_target("/room") == "/room"
+    label = room_label("room")
+    assert redacted_target("/room?token=secret") == f"/{label}?…"
+    assert redacted_target("/room") == f"/{label}"
 
 
 @pytest.mark.parametrize(
-    ("target", "shown"),
+    ("target", "expected"),
     [
-        ("/t/v1.a.b.c/Lab1?userid=u", "/t/…/Lab1?…"),
+        ("/", "/"),
+        ("/?token=a.b.c", "/?…"),
+        ("/signaling?token=x", "/signaling?…"),
+        ("/stream", "/stream"),
+        ("/stream?binary=1", "/stream?…"),
+        ("/stream/station-7", "/stream/…"),
+        ("/lesson-42?userid=u&token=x", "/{lesson-42}?…"),
+        ("/a/b/c", "/{a/b/c}"),
+        ("relative", "/{relative}"),
+        ("/t", "/{t}"),  # a room named t, not a token prefix
+        ("/t/v1.a.b.c/Lab1?userid=u", "/t/…/{Lab1}?…"),
         ("/t/v1.a.b.c,v1.d.e.f", "/t/…"),
+        ("/t/v1.a.b.c?x=1", "/t/…?…"),
         ("/t/v1.a.b.c/", "/t/…/"),
         ("/t/v1.a.b.c/stream", "/t/…/stream"),
-        ("/t", "/t"),
+        ("/t/v1.a.b.c/t/x", "/t/…/{t/x}"),
     ],
 )
-def test_redacted_target_hides_the_token_prefix(target: str, shown: str) -> None:
-    assert redacted_target(target) == shown
+def test_redacted_target_keeps_the_door_and_labels_the_room(target: str, expected: str) -> None:
+    for room in ("lesson-42", "a/b/c", "relative", "t", "Lab1", "t/x"):
+        expected = expected.replace("{" + room + "}", room_label(room))
+    assert redacted_target(target) == expected
+
+
+def test_room_labels_are_stable_distinct_and_hide_the_name() -> None:
+    names = ["lesson", "Lesson", "lesson ", "a" * 256, "ü"]
+    labels = [room_label(name) for name in names]
+    assert labels == [room_label(name) for name in names]  # stable within the process
+    assert len(set(labels)) == len(names)
+    for name, label in zip(names, labels, strict=True):
+        assert label.startswith("#") and len(label) == 13 and name not in label
 
 
 def test_redaction_of_path_tokens_in_free_text() -> None:

@@ -25,9 +25,12 @@ from edrys_relay.cli.common import (
     positive_int,
     secrets,
 )
+from edrys_relay.cli.logs import configure as configure_logging
 from edrys_relay.config import Settings
 from edrys_relay.protocol.edrys_link import comm_parameter
 from edrys_relay.storage.base import StoreError
+
+logger = logging.getLogger(__name__)
 
 SERVE_EPILOG = """\
 environment variables (a flag wins over its variable):
@@ -38,6 +41,8 @@ environment variables (a flag wins over its variable):
   SSL_KEY, SSL_CERT      TLS key and certificate files (both set: HTTPS/WSS)
   EDRYS_RELAY_SECRET     room-token secret (turns access control on)
   EDRYS_RELAY_REDIS      redis://HOST:PORT/DB shared by several nodes (docs/deployment.md)
+  EDRYS_RELAY_METRICS_TOKEN   bearer token /metrics requires
+  EDRYS_RELAY_LOG_FORMAT text (default) or json
 
 examples:
   edrys-relay serve                      listen on 0.0.0.0:1234
@@ -48,6 +53,8 @@ examples:
   edrys-relay serve --ssl                HTTPS/WSS with a self-signed certificate
   edrys-relay serve --redis redis://10.0.0.5:6379/0   one of several nodes sharing rooms
   edrys-relay serve --ssl-key=k.pem --ssl-cert=c.pem --allowed-origin=https://school.example
+  edrys-relay serve --host 127.0.0.1 --trusted-proxy 127.0.0.1 --log-format json
+                                         behind nginx (deploy/, docs/operations.md)
 """
 
 
@@ -86,6 +93,7 @@ def add_parser(commands: Commands) -> None:
         help="log verbosity (env LOG_LEVEL; default %(default)s)",
     )
     _add_security_flags(serve)
+    _add_operations_flags(serve)
     _add_bridge_flags(serve)
     serve.set_defaults(run=run)
 
@@ -360,19 +368,42 @@ def security_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def _add_operations_flags(serve: argparse.ArgumentParser) -> None:
+    """Logs, metrics and the graceful stop (docs/operations.md)."""
+    group = serve.add_argument_group("operations")
+    group.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("EDRYS_RELAY_LOG_FORMAT") or "text",
+        help="stderr log lines as text or one JSON object per line"
+        " (env EDRYS_RELAY_LOG_FORMAT; default %(default)s)",
     )
-    lean_log_records()
-    if args.log_level.upper() != "DEBUG":
-        # websockets' own "connection open/closed" lines carry no connection id; ours do.
-        logging.getLogger("websockets.server").setLevel(logging.WARNING)
-        # aioice logs every ICE candidate pair check of the bridge's connections
-        logging.getLogger("aioice").setLevel(logging.WARNING)
+    group.add_argument(
+        "--metrics-token",
+        default=os.environ.get("EDRYS_RELAY_METRICS_TOKEN") or None,
+        metavar="TOKEN",
+        help="bearer token GET /metrics requires (env EDRYS_RELAY_METRICS_TOKEN;"
+        " default: none, metrics are open)",
+    )
+    group.add_argument(
+        "--close-timeout",
+        type=positive_float,
+        default=DEFAULTS.close_timeout,
+        metavar="SECONDS",
+        help="closing handshake deadline; on SIGTERM the drain waits this long for clients"
+        " (default %(default)s)",
+    )
+
+
+def operations_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Settings` fields given by the operations flags."""
+    return {"metrics_token": args.metrics_token, "close_timeout": args.close_timeout}
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, args.log_format)
     if not 0 <= args.port <= 65535:
-        print(f"edrys-relay: --port {args.port} is not a port number", file=sys.stderr)
+        _fail(args, f"--port {args.port} is not a port number")
         return 2
     from edrys_relay.server.tls import TLSError
 
@@ -380,7 +411,7 @@ def run(args: argparse.Namespace) -> int:
         security = security_settings(args)
         cluster = cluster_settings(args)
     except (ValueError, TLSError) as exc:
-        print(f"edrys-relay: {exc}", file=sys.stderr)
+        _fail(args, str(exc))
         return 2
     settings = Settings(
         host=args.host,
@@ -395,6 +426,7 @@ def run(args: argparse.Namespace) -> int:
         **bridge_settings(args),
         **cluster,
         **security,
+        **operations_settings(args),
     )
     if settings.bridge_webrtc and settings.redis_url is not None:
         print("edrys-relay: --bridge-webrtc runs on one node, not with --redis", file=sys.stderr)
@@ -402,12 +434,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_run(settings))
     except StoreError as exc:
-        print(f"edrys-relay: storage: {exc}", file=sys.stderr)
+        _fail(args, f"storage: {exc}")
         return 1
     except CannotListen as exc:
-        print(f"edrys-relay: {exc}", file=sys.stderr)
+        _fail(args, str(exc))
         return 1
     return 0
+
+
+def _fail(args: argparse.Namespace, message: str) -> None:
+    """Say why the server cannot start: a plain line, or a log record in JSON mode."""
+    if args.log_format == "json":
+        logger.error("%s", message, extra={"event": "server.failed"})
+    else:
+        print(f"edrys-relay: {message}", file=sys.stderr)
 
 
 class CannotListen(Exception):
@@ -464,19 +504,6 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def lean_log_records() -> None:
-    """Skip what our log format never shows: the caller's file and line, thread, process.
-
-    Python's logging docs ("Optimization") name these switches; finding the caller walks the
-    stack for every record. They took a fifth of the cost of the one line each connection
-    logs when it opens (``bench/connect_cost.py``: 2.3 % of a connection's instructions).
-    """
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    logging._srcfile = None  # documented: "set logging._srcfile to None"
-
-
 def _banner(settings: Settings, port: int) -> str:
     bound = Settings(host=settings.host, port=port)
     secure = settings.tls_cert_file is not None
@@ -492,6 +519,8 @@ def _banner(settings: Settings, port: int) -> str:
         f"  WebRTC mode     signaling server URL   {ws_url}",
         f"  video streams   stream URL             {ws_url}/stream",
         f"  health          {http_url}/healthz",
+        f"  metrics         {http_url}/metrics"
+        + (" (bearer token)" if settings.metrics_token else ""),
         "",
         "or append to a classroom link:",
         f"  WebSocket mode  #comm={websocket_link}",
@@ -532,7 +561,7 @@ __all__ = [
     "add_parser",
     "bridge_settings",
     "cluster_settings",
-    "lean_log_records",
+    "operations_settings",
     "redact_url",
     "run",
     "security_settings",

@@ -14,6 +14,10 @@ heartbeat key; a node whose key expired is gone, and the awareness states it spo
 removed within ``HEARTBEAT_TTL`` plus one check. Compaction markers (``c`` entries, written by
 ``worker.py``) tell every node to install the new snapshot; a node that finds a marker past
 entries it never read (it was disconnected, or slow) catches up from the snapshot.
+
+For ``/metrics`` (docs/operations.md) the bus keeps plain counters (:class:`RedisStats`, and
+the ``WriterStats`` every bus has) that :class:`RedisCollector` reads at scrape time; the
+commit histogram gets one observation per ``XADD`` pipeline.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -38,8 +44,9 @@ from edrys_relay.config import Settings
 from edrys_relay.protocol import yupdate
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import RoomName
+from edrys_relay.security.redaction import room_label
 from edrys_relay.storage.base import Record, StoreError
-from edrys_relay.storage.writer import Committed
+from edrys_relay.storage.writer import Committed, WriterStats
 
 if TYPE_CHECKING:
     from edrys_relay.server.rooms import Room
@@ -103,11 +110,36 @@ class _Feed:
     """Entries read since the last compaction marker."""
 
 
-class RedisBus:
-    """A :class:`~edrys_relay.server.bus.RoomBus` shared by every node on one Redis."""
+@dataclass(slots=True)
+class RedisStats:
+    """What this node did on Redis since start (``/metrics``)."""
 
-    def __init__(self, settings: Settings, url: str) -> None:
+    entries_read: int = 0
+    """Room stream entries the read loop dispatched (updates, awareness, markers)."""
+    read_lag_seconds: float = 0.0
+    """Age of the newest entry of the last ``XREAD`` reply; 0 once a read finds nothing new."""
+    write_errors: int = 0
+    read_errors: int = 0
+    heartbeat_errors: int = 0
+
+
+class RedisBus:
+    """A :class:`~edrys_relay.server.bus.RoomBus` shared by every node on one Redis.
+
+    ``observe_commit`` is told the seconds each ``XADD`` pipeline took, retries included.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        url: str,
+        observe_commit: Callable[[float], None] | None = None,
+    ) -> None:
         self.settings = settings
+        self.stats = WriterStats()
+        """Updates appended (``XADD`` returned) and failed attempts, as the store writer's."""
+        self.redis_stats = RedisStats()
+        self._observe_commit = observe_commit
         self.node = new_node_id()
         self._redis = connect(url)
         self._reader = Redis.from_url(
@@ -233,6 +265,7 @@ class RedisBus:
             if out.pending is not None:
                 out.pending.written = written
         delay = RETRY_INITIAL
+        started = time.perf_counter()
         while True:
             try:
                 pipe = self._redis.pipeline(transaction=False)
@@ -242,12 +275,20 @@ class RedisBus:
                 break
             except (RedisError, OSError) as exc:
                 # Entries that did land are written again: a duplicate Yjs update is harmless.
+                self.stats.failures += 1
+                self.redis_stats.write_errors += 1
                 logger.error("Redis: append of %d entries failed, retrying: %s", len(batch), exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
+        if self._observe_commit is not None:
+            self._observe_commit(time.perf_counter() - started)
+        stats = self.stats
+        stats.commits += 1
         for out, entry_id in zip(batch, ids, strict=True):
             if out.pending is not None:
                 out.pending.seq = keys.id_to_seq(entry_id)
+                stats.updates += 1
+                stats.bytes += out.pending.size
         written.set()
 
     def _check_idle(self) -> None:
@@ -260,7 +301,7 @@ class RedisBus:
         try:
             pending.done(seq)
         except Exception:
-            logger.exception("after-append callback failed for room %s", room)
+            logger.exception("after-append callback failed for room %s", room_label(room))
         self._check_idle()
 
     # -- loading ------------------------------------------------------------------------------
@@ -353,17 +394,29 @@ class RedisBus:
                 )
             except (RedisError, OSError) as exc:
                 self._reader_id = None
+                self.redis_stats.read_errors += 1
                 logger.error("Redis: read failed, retrying in %.2f s: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
             delay = RETRY_INITIAL
+            self._note_lag(reply)
             for key, entries in reply or ():
                 for entry_id, fields in entries:
                     feed = self._feeds.get(key)
                     if feed is None:
                         break
                     await self._dispatch(feed, entry_id, fields)
+
+    def _note_lag(self, reply: Any) -> None:
+        """How old the newest entry of this read is (Redis' clock in the id, ours now)."""
+        newest = max((entries[-1][0] for _, entries in reply or () if entries), default=None)
+        if newest is None:
+            self.redis_stats.read_lag_seconds = 0.0
+            return
+        self.redis_stats.read_lag_seconds = max(
+            0.0, time.time() - int(newest.split(b"-")[0]) / 1000
+        )
 
     async def _dispatch(self, feed: _Feed, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         seq = keys.id_to_seq(entry_id)
@@ -372,6 +425,7 @@ class RedisBus:
             return  # read again after the room reopened
         feed.seq, feed.cursor = seq, entry_id
         feed.entries += 1
+        self.redis_stats.entries_read += 1
         origin = fields.get(b"o")
         update = fields.get(b"u")
         if update is not None:
@@ -405,7 +459,7 @@ class RedisBus:
         try:
             change = feed.room.hear_awareness(update)
         except ProtocolError as exc:
-            logger.error("room %s: bad awareness from node %r: %s", feed.room.name, origin, exc)
+            logger.error("room %s: bad awareness from node %r: %s", feed.room.label, origin, exc)
             return
         owned = feed.owners.setdefault(origin, set())
         owned.update(change.added)
@@ -424,14 +478,14 @@ class RedisBus:
             )
             data, stored = snapshot
         except (RedisError, OSError) as exc:
-            logger.error("room %s: cannot read the new snapshot: %s", feed.room.name, exc)
+            logger.error("room %s: cannot read the new snapshot: %s", feed.room.label, exc)
             return
         if data is None or stored is None or (caught_up and stored != last):
             return  # a newer compaction's marker follows
         try:
             merged = await asyncio.to_thread(yupdate.parse_update, data)
         except ProtocolError as exc:
-            logger.error("room %s: snapshot refused: %s", feed.room.name, exc)
+            logger.error("room %s: snapshot refused: %s", feed.room.label, exc)
             return
         if self._feeds.get(feed.key) is not feed:
             return
@@ -439,7 +493,7 @@ class RedisBus:
         if caught_up:
             feed.room.history.compacted_through(seq, merged)
             return
-        logger.warning("room %s: entries were trimmed before this node read them", feed.room.name)
+        logger.warning("room %s: entries were trimmed before this node read them", feed.room.label)
         feed.room.catch_up(seq, merged)
         for token, pending in list(feed.pending.items()):
             if pending.seq and pending.seq <= seq:
@@ -463,7 +517,7 @@ class RedisBus:
             if await self._redis.set(keys.task_key(room), self.node, nx=True, px=lease_ms):
                 await self._redis.xadd(keys.TASKS, {b"room": room.encode()})
         except (RedisError, OSError) as exc:
-            logger.error("room %s: compaction not requested: %s", room, exc)
+            logger.error("room %s: compaction not requested: %s", room_label(room), exc)
 
     # -- nodes --------------------------------------------------------------------------------
 
@@ -475,6 +529,7 @@ class RedisBus:
                 await self._redis.set(keys.node_key(self.node), b"1", px=HEARTBEAT_TTL_MS)
                 await self._drop_dead_nodes()
             except (RedisError, OSError) as exc:
+                self.redis_stats.heartbeat_errors += 1
                 logger.error("Redis: heartbeat failed: %s", exc)
 
     async def _drop_dead_nodes(self) -> None:
@@ -497,4 +552,40 @@ class RedisBus:
                     feed.room.drop_awareness(ids)
 
 
-__all__ = ["HEARTBEAT_TTL_MS", "RedisBus", "connect", "new_node_id"]
+class RedisCollector(Collector):
+    """The Redis mode's own metrics, read at scrape time (docs/operations.md "Metrics")."""
+
+    def __init__(self, bus: RedisBus) -> None:
+        self._bus = bus
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._bus.redis_stats
+        yield GaugeMetricFamily(
+            "edrys_relay_redis_stream_lag_seconds",
+            "Age of the newest room stream entry of the last read; 0 when caught up",
+            value=stats.read_lag_seconds,
+        )
+        yield CounterMetricFamily(
+            "edrys_relay_redis_entries_read",
+            "Room stream entries this node read and dispatched",
+            value=stats.entries_read,
+        )
+        errors = CounterMetricFamily(
+            "edrys_relay_redis_errors",
+            "Failed Redis operations (each is retried)",
+            labels=["operation"],
+        )
+        errors.add_metric(["append"], stats.write_errors)
+        errors.add_metric(["read"], stats.read_errors)
+        errors.add_metric(["heartbeat"], stats.heartbeat_errors)
+        yield errors
+
+
+__all__ = [
+    "HEARTBEAT_TTL_MS",
+    "RedisBus",
+    "RedisCollector",
+    "RedisStats",
+    "connect",
+    "new_node_id",
+]

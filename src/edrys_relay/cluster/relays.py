@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from edrys_relay.cluster import keys
 from edrys_relay.protocol import stream
+from edrys_relay.security.redaction import room_label
 
 if TYPE_CHECKING:
     from edrys_relay.server.streams import StreamClient, StreamHub
@@ -224,7 +225,9 @@ class StreamRelay(_PubSubRelay):
         try:
             await self._redis.publish(keys.stream_channel(room_id), self.envelope(kind))
         except (RedisError, OSError) as exc:
-            logger.error("Redis: stream room %s not told of its source: %s", room_id, exc)
+            logger.error(
+                "Redis: stream room %s not told of its source: %s", room_label(room_id), exc
+            )
 
     def claim_source(self, client: StreamClient, room_id: str) -> None:
         self._spawn(self._claim(client, room_id))
@@ -236,7 +239,7 @@ class StreamRelay(_PubSubRelay):
             won = await self._redis.set(key, self._node, nx=True, px=SOURCE_TTL_MS)
             holder = None if won else await self._redis.get(key)
         except (RedisError, OSError) as exc:
-            logger.error("Redis: stream source of %s not claimed: %s", room_id, exc)
+            logger.error("Redis: stream source of %s not claimed: %s", room_label(room_id), exc)
             client.peer.send(stream.encode_error(stream.room_has_source(room_id)))
             return
         if not (won or holder == self._node):
@@ -258,7 +261,7 @@ class StreamRelay(_PubSubRelay):
             if await self._redis.get(key) == self._node and room_id not in self._sources:
                 await self._redis.delete(key)
         except (RedisError, OSError) as exc:
-            logger.error("Redis: stream source of %s not released: %s", room_id, exc)
+            logger.error("Redis: stream source of %s not released: %s", room_label(room_id), exc)
         if announce:
             await self._send_control(room_id, _SOURCE_OFF)
 

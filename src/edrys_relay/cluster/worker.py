@@ -26,6 +26,7 @@ from edrys_relay.config import Settings
 from edrys_relay.protocol import yupdate
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import RoomName
+from edrys_relay.security.redaction import room_label
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,9 @@ class CompactionWorker:
         try:
             merged = await asyncio.to_thread(_merge, updates)
         except ProtocolError as exc:
-            logger.error("room %s: cannot merge its stream, left unmerged: %s", room, exc)
+            logger.error(
+                "room %s: cannot merge its stream, left unmerged: %s", room_label(room), exc
+            )
             await self._done(task_id, room)
             return
         stored_now = await self._store(keys=[snap, log], args=[merged, last, keys.next_id(last)])
@@ -142,7 +145,10 @@ class CompactionWorker:
         if stored_now:
             self.compactions += 1
             logger.info(
-                "room %s compacted %d stream entries into %d bytes", room, len(entries), len(merged)
+                "room %s compacted %d stream entries into %d bytes",
+                room_label(room),
+                len(entries),
+                len(merged),
             )
         if len(entries) >= MAX_ENTRIES:
             await self._request(room)

@@ -54,6 +54,7 @@ from edrys_relay.protocol.routing import RoomName, room_for_topic
 from edrys_relay.protocol.signaling import Publish
 from edrys_relay.protocol.webrtc_crypto import decrypt, derive_key, encrypt
 from edrys_relay.protocol.webrtc_peers import Action, Connect, PeerTable
+from edrys_relay.security.redaction import room_label
 from edrys_relay.server.guard import YjsGuard
 from edrys_relay.server.limits import AwarenessOwners, SecurityStats
 from edrys_relay.server.peer import Peer
@@ -184,7 +185,9 @@ class BridgedRoom:
             inner = self._unseal(data)
             action = None if inner is None else self.table.receive(inner)
         except ProtocolError as exc:
-            logger.debug("bridge room=%s: ignoring a signaling message: %s", self.name, exc)
+            logger.debug(
+                "bridge room=%s: ignoring a signaling message: %s", room_label(self.name), exc
+            )
             return
         if action is None:
             return
@@ -192,7 +195,9 @@ class BridgedRoom:
             self.table.closed(action.remote)
             return
         if len(self._actions) >= MAX_SIGNALS_WAITING:
-            logger.warning("bridge room=%s: signaling backlog full, dropping a signal", self.name)
+            logger.warning(
+                "bridge room=%s: signaling backlog full, dropping a signal", room_label(self.name)
+            )
             return
         if not self.bridge.can_write(sender, self.name):
             self.read_only[action.remote] = True
@@ -242,7 +247,7 @@ class BridgedRoom:
         logger.info(
             "%s open webrtc room=%s framing=%s%s (peer %s)",
             channel.id,
-            self.name,
+            room_label(self.name),
             link.framing,
             " read-only" if self.read_only.get(link.remote) else "",
             link.remote,
@@ -260,7 +265,7 @@ class BridgedRoom:
         try:
             room = await hub.join(self.name, channel)
         except StoreError:
-            logger.exception("%s cannot load room %s", channel.id, self.name)
+            logger.exception("%s cannot load room %s", channel.id, room_label(self.name))
             channel.close(1011, "storage unavailable")
             return
         if channel.link.closed:
@@ -322,7 +327,7 @@ class BridgedRoom:
         channel = self.channels.pop(link, None)
         if channel is None:
             return
-        logger.info("%s closed webrtc room=%s", channel.id, self.name)
+        logger.info("%s closed webrtc room=%s", channel.id, room_label(self.name))
         room = channel.room
         if room is None:
             return
@@ -404,7 +409,7 @@ class Bridge:
                     " without the server",
                     self.peer_count,
                     self.settings.bridge_max_peers,
-                    name,
+                    room_label(name),
                 )
             return
         if isinstance(data, dict):
@@ -451,7 +456,7 @@ class Bridge:
     def _leave_alone(self, topic: str, why: str) -> None:
         self._left_alone.add(topic)
         self.counters.topics_left_alone += 1
-        logger.info("topic %.64r left alone: %s", topic, why)
+        logger.info("topic %s left alone: %s", room_label(topic), why)
 
     def _open(self, name: RoomName, key: bytes | None) -> None:
         bridged = BridgedRoom(self, name, key)
@@ -467,7 +472,7 @@ class Bridge:
         bridged.start()
         logger.info(
             "joined WebRTC room %s (%s signaling)",
-            name,
+            room_label(name),
             "plaintext" if key is None else "encrypted",
         )
 
@@ -496,7 +501,7 @@ class Bridge:
             logger.warning(
                 "room %s reached a limit (%d peers in the room, max %d; %d in all rooms,"
                 " max %d); further peers there stay peer to peer, without the server",
-                bridged.name,
+                room_label(bridged.name),
                 len(bridged.table) - 1,
                 s.bridge_max_peers_per_room,
                 total - 1,
@@ -525,7 +530,7 @@ class Bridge:
                 del self.bridged[name]
                 self.topics.disconnect(bridged.signaling)
                 self._spawn_close(bridged)
-                logger.info("left WebRTC room %s", name)
+                logger.info("left WebRTC room %s", room_label(name))
         self._left_alone &= live.keys()
         self._full &= live.keys()
 

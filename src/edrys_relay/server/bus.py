@@ -19,7 +19,7 @@ from edrys_relay.protocol import history
 from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.routing import RoomName
 from edrys_relay.storage.base import Record, StoreError
-from edrys_relay.storage.writer import Committed, StoreWriter
+from edrys_relay.storage.writer import Committed, StoreWriter, WriterStats
 
 if TYPE_CHECKING:
     from edrys_relay.server.rooms import Room
@@ -33,6 +33,11 @@ class RoomBus(Protocol):
     @property
     def backlog_bytes(self) -> int:
         """Bytes of updates appended but not yet deliverable; rooms refuse more above a limit."""
+        ...
+
+    @property
+    def stats(self) -> WriterStats:
+        """Updates made durable and failed attempts since start (``/metrics``)."""
         ...
 
     def append(self, room: RoomName, update: bytes, done: Committed) -> None:
@@ -87,6 +92,10 @@ class LocalBus:
     def backlog_bytes(self) -> int:
         return self.writer.backlog_bytes
 
+    @property
+    def stats(self) -> WriterStats:
+        return self.writer.stats
+
     def announce(self, room: Room, update: bytes) -> None:
         room.send_awareness(update)
 
@@ -107,18 +116,32 @@ class LocalBus:
         except ProtocolError as exc:
             room.compaction_failed = True
             logger.error(
-                "room %s: cannot merge its history, serving it unmerged: %s", room.name, exc
+                "room %s: cannot merge its history, serving it unmerged: %s",
+                room.label,
+                exc,
+                extra={"event": "room.compaction_failed", "room": room.label},
             )
             return
         except StoreError as exc:
-            logger.error("room %s: compaction not stored, will retry later: %s", room.name, exc)
+            logger.error(
+                "room %s: compaction not stored, will retry later: %s",
+                room.label,
+                exc,
+                extra={"event": "room.compaction_not_stored", "room": room.label},
+            )
             return
         room.history.compacted(job, seq, merged)
         logger.info(
             "room %s compacted %d records into one of %d bytes",
-            room.name,
+            room.label,
             len(job.seqs),
             len(merged.data),
+            extra={
+                "event": "room.compacted",
+                "room": room.label,
+                "records": len(job.seqs),
+                "bytes": len(merged.data),
+            },
         )
 
     def opened(self, room: Room) -> None:

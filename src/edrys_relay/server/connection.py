@@ -16,6 +16,10 @@ writes everything queued for it with one ``transport.write`` per loop turn.
 The transport's write buffer is the bounded send queue: a receiver whose buffer stays above
 ``send_buffer_high`` for ``slow_consumer_seconds``, or grows past ``send_buffer_max``, is
 dropped; its client reconnects and resyncs, which the CRDT makes safe.
+
+Each connection adds its traffic to its door's :class:`Traffic` with plain integer additions,
+once per read, per message received and per write (not per message sent): ``/metrics`` reads
+these counters when it is scraped (``server/metrics.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol, cast
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
@@ -56,6 +61,26 @@ _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.P
 
 
 SubprotocolSelector = Callable[[ServerProtocol, Sequence[Subprotocol]], Subprotocol | None]
+
+
+@dataclass(slots=True)
+class Traffic:
+    """What the connections of one door did (``/metrics``); bytes are WebSocket bytes, before
+    TLS, the upgrade request and response included."""
+
+    door: str
+    open: int = 0
+    opened: int = 0
+    messages_in: int = 0
+    bytes_in: int = 0
+    messages_out: int = 0
+    bytes_out: int = 0
+    slow_dropped: int = 0
+    """Receivers dropped for falling behind (send buffer over its limits)."""
+
+
+UNROUTED = Traffic("-")
+"""Where a connection counts until its upgrade is routed to a door (refused ones stay)."""
 
 
 class Door(Protocol):
@@ -134,6 +159,7 @@ class Connection(asyncio.BufferedProtocol):
         "door",
         "expiry",
         "id",
+        "traffic",
         "transport",
         "ws",
     )
@@ -154,6 +180,8 @@ class Connection(asyncio.BufferedProtocol):
         """The client's address as the connection caps count it, once admitted."""
         self.expiry: asyncio.TimerHandle | None = None
         """When the connection's tokens run out (access control only)."""
+        self.traffic = UNROUTED
+        """The counters of the connection's door, set when the upgrade is routed."""
         self.awaiting_pong = False
         self._queued: list[bytes] | None = None
         self._behind_since: float | None = None
@@ -197,6 +225,8 @@ class Connection(asyncio.BufferedProtocol):
                 self._frame(event)
             elif isinstance(event, Request):
                 self._handshake(event)
+        # After the events: the upgrade request counts for the door it was routed to.
+        self.traffic.bytes_in += nbytes
         if self._queued is not None:
             # This connection's own answers (the 101 with its greeting, a sync answer) leave
             # now, not after every other callback of the turn; what the read relayed to
@@ -226,7 +256,11 @@ class Connection(asyncio.BufferedProtocol):
             try:
                 door.closed()
             except Exception:
-                logger.exception("%s error while releasing the connection", self.id)
+                logger.exception(
+                    "%s error while releasing the connection",
+                    self.id,
+                    extra=self.log_fields("connection.release_failed"),
+                )
         self._host.ended(self)
 
     def pause_writing(self) -> None:
@@ -243,7 +277,13 @@ class Connection(asyncio.BufferedProtocol):
         try:
             response = host.process_request(self, request)
         except Exception:
-            logger.exception("%s error while answering %s", self.id, redacted_target(request.path))
+            path = redacted_target(request.path)
+            logger.exception(
+                "%s error while answering %s",
+                self.id,
+                path,
+                extra=self.log_fields("http.error", path=path),
+            )
             response = ws.reject(500, "Failed to open a WebSocket connection.\n")
         if response is None:
             response = ws.accept(request)
@@ -251,8 +291,9 @@ class Connection(asyncio.BufferedProtocol):
         ws.send_response(response)
         if ws.state is _OPEN:
             # The 101 leaves with the door's greeting (sync step 1, awareness) in one write at
-            # the end of this loop turn: one send() less per connection.
+            # the end of this loop turn: one send() less per connection. It is not a message.
             self._queued = [b"".join(ws.data_to_send())]
+            self.traffic.messages_out -= 1
             host.outbox.schedule(self)
             if self._open_timer is not None:
                 self._open_timer.cancel()
@@ -260,7 +301,11 @@ class Connection(asyncio.BufferedProtocol):
             try:
                 host.opened(self, request)
             except Exception:
-                logger.exception("%s internal error on open, closing with 1011", self.id)
+                logger.exception(
+                    "%s internal error on open, closing with 1011",
+                    self.id,
+                    extra=self.log_fields("connection.internal_error", code=1011),
+                )
                 self.close(1011, "internal error")
         else:
             self._send_data()
@@ -272,7 +317,11 @@ class Connection(asyncio.BufferedProtocol):
     def _handshake_timed_out(self) -> None:
         self._open_timer = None
         if self.ws.state is _CONNECTING and self.transport is not None:
-            logger.info("%s opening handshake timed out", self.id)
+            logger.info(
+                "%s opening handshake timed out",
+                self.id,
+                extra=self.log_fields("connection.handshake_timeout"),
+            )
             self.transport.abort()
 
     # -- incoming messages --------------------------------------------------------------------
@@ -313,6 +362,7 @@ class Connection(asyncio.BufferedProtocol):
             # Frames pipelined with the upgrade were parsed under the largest door's limit.
             self.fail(1009, f"message over {limit} bytes")
             return
+        self.traffic.messages_in += 1
         message: str | bytes
         if text:
             try:
@@ -334,10 +384,20 @@ class Connection(asyncio.BufferedProtocol):
         try:
             door.receive(message)
         except ProtocolError as exc:
-            logger.warning("%s protocol error, closing with %d: %s", self.id, exc.close_code, exc)
+            logger.warning(
+                "%s protocol error, closing with %d: %s",
+                self.id,
+                exc.close_code,
+                exc,
+                extra=self.log_fields("connection.protocol_error", code=exc.close_code),
+            )
             self.close(exc.close_code, exc.close_reason)
         except Exception:
-            logger.exception("%s internal error, closing with 1011", self.id)
+            logger.exception(
+                "%s internal error, closing with 1011",
+                self.id,
+                extra=self.log_fields("connection.internal_error", code=1011),
+            )
             self.close(1011, "internal error")
 
     def attach(self, door: Door) -> None:
@@ -383,7 +443,11 @@ class Connection(asyncio.BufferedProtocol):
         # After a close frame no data frame may follow; a closing peer resyncs on reconnect.
         if self.ws.state is not _OPEN or transport is None or transport.is_closing():
             return
-        transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
+        data = queued[0] if len(queued) == 1 else b"".join(queued)
+        transport.write(data)
+        traffic = self.traffic
+        traffic.messages_out += len(queued)
+        traffic.bytes_out += len(data)
         buffered = transport.get_write_buffer_size()
         if buffered > self._host.settings.send_buffer_high:
             self._check_slow(buffered)
@@ -399,11 +463,17 @@ class Connection(asyncio.BufferedProtocol):
             buffered > settings.send_buffer_max
             or now - self._behind_since >= settings.slow_consumer_seconds
         ):
+            self.traffic.slow_dropped += 1
             logger.warning(
                 "%s dropped: receiver too slow (%d bytes waiting for %.1f s)",
                 self.id,
                 buffered,
                 now - self._behind_since,
+                extra=self.log_fields(
+                    "connection.slow_consumer",
+                    buffered_bytes=buffered,
+                    behind_seconds=round(now - self._behind_since, 3),
+                ),
             )
             # The close frame would queue behind the backlog it is meant to end: abort.
             self.abort()
@@ -414,6 +484,9 @@ class Connection(asyncio.BufferedProtocol):
             return
         self.flush()
         self.transport.write(frame)
+        traffic = self.traffic
+        traffic.messages_out += 1
+        traffic.bytes_out += len(frame)
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -456,6 +529,7 @@ class Connection(asyncio.BufferedProtocol):
         for data in self.ws.data_to_send():
             if data:
                 transport.write(data)
+                self.traffic.bytes_out += len(data)
             elif transport.can_write_eof():
                 with contextlib.suppress(OSError):
                     transport.write_eof()
@@ -469,7 +543,11 @@ class Connection(asyncio.BufferedProtocol):
         if self.ws.state is not _OPEN:
             return
         if self.awaiting_pong:
-            logger.info("%s missed the keepalive ping, closing with 1011", self.id)
+            logger.info(
+                "%s missed the keepalive ping, closing with 1011",
+                self.id,
+                extra=self.log_fields("connection.ping_timeout", code=1011),
+            )
             self.fail(1011, "keepalive ping timeout")
             return
         self.awaiting_pong = True
@@ -524,5 +602,25 @@ class Connection(asyncio.BufferedProtocol):
         peer = self.transport.get_extra_info("peername") if self.transport else None
         return f"{peer[0]}:{peer[1]}" if peer else "-"
 
+    def log_fields(self, event: str, **fields: Any) -> dict[str, Any]:
+        """The ``extra`` of a log record about this connection (docs/operations.md "Logs")."""
+        return {
+            "event": event,
+            "conn": self.id,
+            "door": self.traffic.door,
+            "peer": self.remote_address,
+            "client": self.client,
+            **fields,
+        }
 
-__all__ = ["READ_BUFFER_SIZE", "WRITE_HIGH", "WRITE_LOW", "Connection", "Door", "Host"]
+
+__all__ = [
+    "READ_BUFFER_SIZE",
+    "UNROUTED",
+    "WRITE_HIGH",
+    "WRITE_LOW",
+    "Connection",
+    "Door",
+    "Host",
+    "Traffic",
+]

@@ -1,5 +1,8 @@
 """Plain HTTP on the shared port: the classroom page, health, and Edrys' ``okay`` fallback.
 
+(``/metrics`` is answered in ``server/app.py`` with ``server/metrics.py``, without CORS headers:
+it is for a scraper, not for pages.)
+
 Edrys' Node server answers any plain request with ``200 okay`` and permissive CORS headers,
 and ``OPTIONS`` with 204 (protocols.md §2.8); we keep that for everything not routed here.
 Static files are loaded from the package once at start-up and looked up by exact path, so
@@ -42,8 +45,10 @@ def response(
     body: bytes = b"",
     content_type: str = "text/plain; charset=utf-8",
     extra: tuple[tuple[str, str], ...] = (),
+    *,
+    cors: bool = True,
 ) -> Response:
-    headers = Headers(CORS_HEADERS)
+    headers = Headers(CORS_HEADERS if cors else ())
     if status != 204:
         headers["Content-Type"] = content_type
         headers["Content-Length"] = str(len(body))

@@ -17,6 +17,8 @@ from edrys_relay.protocol.routing import RoomName
 class SecurityStats:
     """What the server refused, reported under ``security`` in ``/healthz``."""
 
+    refused_request: int = 0
+    """Upgrades answered 400: an unusable room name or too many query parameters."""
     refused_origin: int = 0
     refused_token: int = 0
     shed: int = 0

@@ -41,6 +41,7 @@ from edrys_relay.protocol.errors import ProtocolError
 from edrys_relay.protocol.history import RoomHistory
 from edrys_relay.protocol.routing import RoomName
 from edrys_relay.protocol.ydoc import TrackedDoc, check_update, replay
+from edrys_relay.security.redaction import room_label
 from edrys_relay.server.bus import RoomBus
 from edrys_relay.server.peer import Peer
 from edrys_relay.storage.base import Record
@@ -55,9 +56,14 @@ STORAGE_BUSY = 1013
 
 @dataclass(slots=True)
 class RoomStats:
+    """Totals of every room of a hub since start (``/metrics``), kept across unloads."""
+
     updates_applied: int = 0
     updates_ignored: int = 0
+    """Updates that changed nothing (duplicates, empty step 2 answers)."""
     messages_ignored: int = 0
+    storage_busy: int = 0
+    """Senders closed with 1013 because the storage backlog was full."""
 
 
 REMOTE_AWARENESS_ENTRIES = 4096
@@ -96,8 +102,11 @@ class Room:
         doc: TrackedDoc,
         history: RoomHistory,
         on_commit: Callable[[Room], None],
+        stats: RoomStats,
     ) -> None:
         self.name = name
+        self.label = room_label(name)
+        """The room's name in log lines (docs/operations.md "Redaction")."""
         self._settings = settings
         self._clock = clock
         self._bus = bus
@@ -108,7 +117,7 @@ class Room:
         self.awareness = AwarenessStates()
         self.peers: dict[Peer, set[int]] = {}
         self.empty_since: float | None = clock()
-        self.stats = RoomStats()
+        self.stats = stats
         self.compaction_failed = False
 
     # -- membership ---------------------------------------------------------------------------
@@ -166,7 +175,18 @@ class Room:
 
     def _apply(self, sender: Peer, update: bytes, frame: bytes | None) -> None:
         if self._bus.backlog_bytes > self._settings.store_backlog_max:
-            logger.warning("%s room=%s storage backlog full, closing", sender.id, self.name)
+            self.stats.storage_busy += 1
+            logger.warning(
+                "%s room=%s storage backlog full, closing",
+                sender.id,
+                self.label,
+                extra={
+                    "event": "room.storage_busy",
+                    "conn": sender.id,
+                    "room": self.label,
+                    "code": STORAGE_BUSY,
+                },
+            )
             sender.close(STORAGE_BUSY, "storage busy")
             return
         # Validate before persisting (docs/threats.md V17): a poison update never reaches storage.
@@ -267,7 +287,13 @@ class Room:
         try:
             changed = check_update(self._doc, update)
         except ProtocolError as exc:
-            logger.error("room %s: refused update %d from the bus: %s", self.name, seq, exc)
+            logger.error(
+                "room %s: refused update %d from the bus: %s",
+                self.label,
+                seq,
+                exc,
+                extra={"event": "room.bus_update_refused", "room": self.label},
+            )
             return
         if changed:
             self._outbox.append(_PendingUpdate(None, update, None, seq))
@@ -332,6 +358,7 @@ class RoomHub:
         self.bus = bus
         self.clock = clock
         self.rooms: dict[RoomName, Room] = {}
+        self.stats = RoomStats()
         self._loading: dict[RoomName, asyncio.Task[Room]] = {}
         self._compactions: dict[RoomName, asyncio.Task[None]] = {}
         self._unloading: set[RoomName] = set()
@@ -365,11 +392,13 @@ class RoomHub:
         records = await self.bus.load(name)
         doc, room_history, bad = await asyncio.to_thread(_restore, records)
         if bad:
+            seqs = [record.seq for record in bad][:20]
             logger.error(
                 "room %s: %d stored records are not valid Yjs updates; quarantined (seqs %s)",
-                name,
+                room_label(name),
                 len(bad),
-                [record.seq for record in bad][:20],
+                seqs,
+                extra={"event": "room.quarantined", "room": room_label(name), "seqs": seqs},
             )
             await self.bus.quarantine(name, [r.seq for r in bad], "refused on load")
         room = Room(
@@ -380,6 +409,7 @@ class RoomHub:
             doc=doc,
             history=room_history,
             on_commit=self._after_commit,
+            stats=self.stats,
         )
         if self._too_long(room_history):
             # A long history from an import or an older run is merged before anyone is
@@ -388,7 +418,16 @@ class RoomHub:
         self.rooms[name] = room
         self.bus.opened(room)
         logger.info(
-            "room %s loaded (%d records, %d bytes)", name, len(records), room_history.size_bytes
+            "room %s loaded (%d records, %d bytes)",
+            room.label,
+            len(records),
+            room_history.size_bytes,
+            extra={
+                "event": "room.loaded",
+                "room": room.label,
+                "records": len(records),
+                "bytes": room_history.size_bytes,
+            },
         )
         return room
 
@@ -451,9 +490,15 @@ class RoomHub:
             room.close()
             logger.info(
                 "room %s unloaded (%d records, %d bytes)",
-                room.name,
+                room.label,
                 room.update_count,
                 room.log_bytes,
+                extra={
+                    "event": "room.unloaded",
+                    "room": room.label,
+                    "records": room.update_count,
+                    "bytes": room.log_bytes,
+                },
             )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -28,6 +28,7 @@ from typing import Protocol
 from edrys_relay.config import Settings
 from edrys_relay.protocol import stream
 from edrys_relay.security.ratelimit import TokenBucket
+from edrys_relay.security.redaction import room_label
 from edrys_relay.server.peer import Peer
 
 logger = logging.getLogger(__name__)
@@ -115,9 +116,11 @@ class StreamClient:
         channel: FrameChannel,
         *,
         binary: bool,
+        stats: StreamStats,
         permissions: StreamPermissions | None = None,
     ) -> None:
         self.peer = peer
+        self._stats = stats
         self.channel = channel
         self.binary = binary
         self.permissions = permissions
@@ -183,6 +186,7 @@ class StreamClient:
         payload, text = frame.for_viewer(self.binary)
         self.channel.write(payload, text=text)
         self.frames_sent += 1
+        self._stats.frames_relayed += 1
 
 
 @dataclass(eq=False)
@@ -202,7 +206,11 @@ class StreamRoom:
 
 @dataclass(slots=True)
 class StreamStats:
+    """Totals of the hub since start (``/healthz``, ``/metrics``)."""
+
     frames_in: int = 0
+    frames_relayed: int = 0
+    """Frames written to viewers (one frame to ten viewers counts ten)."""
     frames_dropped: int = 0
     """Frames replaced in a viewer's slot before they could be sent."""
     frames_rate_limited: int = 0
@@ -244,7 +252,9 @@ class StreamHub:
         permissions: StreamPermissions | None = None,
     ) -> StreamClient:
         """Register a connection and greet it with ``info`` (protocols.md §3.3)."""
-        client = StreamClient(peer, channel, binary=binary, permissions=permissions)
+        client = StreamClient(
+            peer, channel, binary=binary, stats=self.stats, permissions=permissions
+        )
         # with access control on, the greeting never lists rooms (docs/threats.md A9)
         listed = self.settings.stream_list_rooms and permissions is None
         sources = self._active_sources() if listed else None
@@ -256,6 +266,7 @@ class StreamHub:
 
     def disconnect(self, client: StreamClient) -> None:
         """Forget a closed connection; its room hears ``source-disconnected`` if it was one."""
+        label = room_label(client.room.room_id) if client.room else "-"
         self._release_source(client)
         self._leave(client)
         self.clients.pop(client, None)
@@ -263,11 +274,20 @@ class StreamHub:
         logger.info(
             "%s left stream room=%s sent=%d dropped=%d latency_ms=%s reported=%s",
             client.peer.id,
-            client.room.room_id if client.room else "-",
+            label,
             client.frames_sent,
             client.frames_dropped,
             client.latency_ms,
             client.reported or "-",
+            extra={
+                "event": "stream.left",
+                "conn": client.peer.id,
+                "door": "stream",
+                "room": label,
+                "frames_sent": client.frames_sent,
+                "frames_dropped": client.frames_dropped,
+                "latency_ms": client.latency_ms,
+            },
         )
         if not self.clients and self._ticker is not None:
             self._ticker.cancel()
@@ -326,7 +346,18 @@ class StreamHub:
         client.source_of = room
         fps = self.settings.stream_max_source_fps
         self._buckets[client] = TokenBucket(fps, max(fps, 1.0), self._clock())
-        logger.info("%s is the stream source of room %s", client.peer.id, room_id)
+        label = room_label(room_id)
+        logger.info(
+            "%s is the stream source of room %s",
+            client.peer.id,
+            label,
+            extra={
+                "event": "stream.source",
+                "conn": client.peer.id,
+                "door": "stream",
+                "room": label,
+            },
+        )
         client.peer.send(stream.encode_source_registered(room_id))
         self._tell_room(room, stream.encode_source_available(room_id), but=client)
         return True
@@ -431,7 +462,18 @@ class StreamHub:
         self._buckets.pop(client, None)
         if room.source is client:
             room.source = None
-            logger.info("%s no longer the stream source of room %s", client.peer.id, room.room_id)
+            label = room_label(room.room_id)
+            logger.info(
+                "%s no longer the stream source of room %s",
+                client.peer.id,
+                label,
+                extra={
+                    "event": "stream.source_gone",
+                    "conn": client.peer.id,
+                    "door": "stream",
+                    "room": label,
+                },
+            )
             self._tell_room(room, stream.encode_source_disconnected(room.room_id), but=client)
             if self.relay is not None:
                 self.relay.source_released(room.room_id)
@@ -465,7 +507,15 @@ class StreamHub:
         now = self._wall_ms()
         for client in list(self.clients):
             if client.missed_pong():
-                logger.info("%s stream client missed a ping, dropping it", client.peer.id)
+                logger.info(
+                    "%s stream client missed a ping, dropping it",
+                    client.peer.id,
+                    extra={
+                        "event": "stream.ping_timeout",
+                        "conn": client.peer.id,
+                        "door": "stream",
+                    },
+                )
                 client.channel.abort()
                 continue
             ping = stream.encode_ping(

@@ -116,7 +116,11 @@ class TopicHub:
                 or len(members) >= self.max_subscribers_per_topic
             ):
                 self.refused += 1
-                logger.info("%s subscription refused (no token or over a cap)", peer.id)
+                logger.info(
+                    "%s subscription refused (no token or over a cap)",
+                    peer.id,
+                    extra={"event": "signaling.refused", "conn": peer.id, "door": "signaling"},
+                )
                 continue
             if not members and self.relay is not None:
                 self.relay.opened(topic)

@@ -11,6 +11,9 @@ keeping its updates in order (docs/threats.md F5); nothing is reported as commit
 
 The other writes (compaction, quarantine) and the store's opening and closing run in the same
 thread, between batches.
+
+:class:`WriterStats` counts commits with plain integers, and ``observe_commit`` (the store
+commit latency histogram of ``/metrics``) is called once per group commit, never per update.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,12 +31,25 @@ from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from edrys_relay.protocol.routing import RoomName
+from edrys_relay.security.redaction import room_label
 from edrys_relay.storage.base import Record, Store, StoreError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Committed = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Totals since start (``/metrics``)."""
+
+    commits: int = 0
+    """Group commits (transactions) that succeeded."""
+    updates: int = 0
+    bytes: int = 0
+    failures: int = 0
+    """Commit attempts that failed (each is retried; counted by the writer thread)."""
 
 
 @dataclass(slots=True)
@@ -62,6 +79,7 @@ class StoreWriter:
 
     ``opener`` creates the store; it runs in the writer thread when the writer starts.
     ``after_commit`` runs on the loop after the callbacks of each committed batch.
+    ``observe_commit`` is told the seconds each group commit took, retries included.
     """
 
     def __init__(
@@ -72,6 +90,7 @@ class StoreWriter:
         retry_max_seconds: float = 2.0,
         close_timeout_seconds: float = 30.0,
         after_commit: Callable[[], None] | None = None,
+        observe_commit: Callable[[float], None] | None = None,
     ) -> None:
         self._opener = opener
         self._store: Store | None = None
@@ -79,6 +98,8 @@ class StoreWriter:
         self._retry_max = retry_max_seconds
         self._close_timeout = close_timeout_seconds
         self._after_commit = after_commit
+        self._observe_commit = observe_commit
+        self.stats = WriterStats()
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="edrys-store-read")
         self._jobs: SimpleQueue[_Job] = SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -123,7 +144,11 @@ class StoreWriter:
                 await self.flush()
         except TimeoutError:
             # Never relayed, so no other client saw them; their senders still hold them.
-            logger.error("closing with %d bytes of updates not committed", self.backlog_bytes)
+            logger.error(
+                "closing with %d bytes of updates not committed",
+                self.backlog_bytes,
+                extra={"event": "store.unflushed", "backlog_bytes": self.backlog_bytes},
+            )
         self._stopping.set()  # ends a retry loop; the batch in it is dropped
         if self._store is not None:
             try:
@@ -212,47 +237,72 @@ class StoreWriter:
     def _commit(self, batches: list[list[_Queued]]) -> None:
         pairs = [(q.room, q.update) for batch in batches for q in batch]
         delay = self._retry_initial
+        started = time.perf_counter()
         while True:
             try:
                 seqs = self.store.append(pairs)
                 break
             except StoreError as exc:
+                self.stats.failures += 1
                 logger.error(
-                    "commit of %d updates failed, retrying in %.2f s: %s", len(pairs), delay, exc
+                    "commit of %d updates failed, retrying in %.2f s: %s",
+                    len(pairs),
+                    delay,
+                    exc,
+                    extra={"event": "store.commit_failed", "updates": len(pairs), "retry": delay},
                 )
             except Exception:
                 # Not the store's own error: keep the thread (and the updates' order) alive.
+                self.stats.failures += 1
                 logger.exception(
-                    "commit of %d updates failed, retrying in %.2f s", len(pairs), delay
+                    "commit of %d updates failed, retrying in %.2f s",
+                    len(pairs),
+                    delay,
+                    extra={"event": "store.commit_failed", "updates": len(pairs), "retry": delay},
                 )
             if self._stopping.wait(delay):
                 return
             delay = min(delay * 2, self._retry_max)
+        took = time.perf_counter() - started
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to tell
-            self._loop.call_soon_threadsafe(self._committed, batches, seqs)
+            self._loop.call_soon_threadsafe(self._committed, batches, seqs, took)
 
     # -- back on the loop ---------------------------------------------------------------------
 
-    def _committed(self, batches: list[list[_Queued]], seqs: list[int]) -> None:
+    def _committed(self, batches: list[list[_Queued]], seqs: list[int], took: float) -> None:
+        if self._observe_commit is not None:
+            self._observe_commit(took)
+        stats = self.stats
+        stats.commits += 1
         done = iter(seqs)
         for batch in batches:
             for queued in batch:
-                self.backlog_bytes -= len(queued.update)
+                size = len(queued.update)
+                self.backlog_bytes -= size
+                stats.updates += 1
+                stats.bytes += size
                 try:
                     queued.done(next(done))
                 except Exception:
                     # A broken callback must not wedge the commits of every other room.
-                    logger.exception("after-commit callback failed for room %s", queued.room)
+                    label = room_label(queued.room)
+                    logger.exception(
+                        "after-commit callback failed for room %s",
+                        label,
+                        extra={"event": "store.callback_failed", "room": label},
+                    )
         self._in_flight -= len(batches)
         if self._after_commit is not None:
             try:
                 self._after_commit()
             except Exception:
-                logger.exception("after-commit hook failed")
+                logger.exception(
+                    "after-commit hook failed", extra={"event": "store.after_commit_failed"}
+                )
         if not self._in_flight and not self._queue:
             assert self._idle is not None
             self._idle.set()
 
 
-__all__ = ["Committed", "StoreWriter"]
+__all__ = ["Committed", "StoreWriter", "WriterStats"]

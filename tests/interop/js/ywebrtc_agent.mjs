@@ -6,10 +6,10 @@
 // plain (default): npm y-webrtc as published. edrys: y-webrtc's SimplePeer replaced by the
 // classroom page's FramedPeer (web/src/framing.js: the 40-byte chunk framing of Edrys-Lite's
 // fork) through a module resolve hook, as web/build.mjs does for the page.
-import readline from 'node:readline'
 import { register } from 'node:module'
 import wrtc from '@roamhq/wrtc'
 import WebSocket from 'ws'
+import { providerCommands, serveCommands } from './agentkit.mjs'
 
 const framing = process.argv[2] || 'plain'
 if (framing === 'edrys') register('./edrys_framing_hook.mjs', import.meta.url)
@@ -37,14 +37,7 @@ const commands = {
     peers.set(name, { doc, provider })
     return doc.clientID
   },
-  map_set_json: ({ name, key, json }) => { get(name).doc.getMap('m').set(key, JSON.parse(json)); return true },
-  map_get_json: ({ name, key }) => {
-    const value = get(name).doc.getMap('m').get(key)
-    return value === undefined ? null : JSON.stringify(value)
-  },
-  map_keys: ({ name }) => Array.from(get(name).doc.getMap('m').keys()).sort(),
-  awareness_set: ({ name, state }) => { get(name).provider.awareness.setLocalState(state); return get(name).doc.clientID },
-  awareness_states: ({ name }) => Array.from(get(name).provider.awareness.getStates().entries()),
+  ...providerCommands(get),
   /** Open WebRTC connections: [{remotePeerId, connected, synced}]. */
   conns: ({ name }) => {
     const room = get(name).provider.room
@@ -64,19 +57,7 @@ const commands = {
   }
 }
 
-const rl = readline.createInterface({ input: process.stdin })
-rl.on('line', (line) => {
-  let request
-  try {
-    request = JSON.parse(line)
-    const handler = commands[request.cmd]
-    if (!handler) throw new Error(`unknown command ${request.cmd}`)
-    process.stdout.write(JSON.stringify({ id: request.id, ok: handler(request) }) + '\n')
-  } catch (error) {
-    process.stdout.write(JSON.stringify({ id: request?.id ?? null, error: String(error) }) + '\n')
-  }
-})
-rl.on('close', () => {
+serveCommands(commands, () => {
   for (const peer of peers.values()) peer.provider.destroy()
   // wrtc keeps native threads alive: leave once the goodbyes had a moment to go out
   setTimeout(() => process.exit(0), 200)

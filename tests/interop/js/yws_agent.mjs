@@ -1,10 +1,10 @@
 // A Node process that holds stock y-websocket providers and obeys JSON commands on stdin.
 // One command per line: {"id": n, "cmd": "...", ...}; one reply per line: {"id": n, "ok": ...}.
 // Used by tests/interop/node_agent.py so pytest can drive real yjs + y-websocket clients.
-import readline from 'node:readline'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import { providerCommands, serveCommands } from './agentkit.mjs'
 
 const clients = new Map()
 
@@ -39,14 +39,7 @@ const commands = {
   },
   text_delete: ({ name, index, length }) => { get(name).doc.getText('t').delete(index, length); return true },
   text_get: ({ name }) => get(name).doc.getText('t').toString(),
-  map_set_json: ({ name, key, json }) => { get(name).doc.getMap('m').set(key, JSON.parse(json)); return true },
-  map_get_json: ({ name, key }) => {
-    const value = get(name).doc.getMap('m').get(key)
-    return value === undefined ? null : JSON.stringify(value)
-  },
-  map_keys: ({ name }) => Array.from(get(name).doc.getMap('m').keys()).sort(),
-  awareness_set: ({ name, state }) => { get(name).provider.awareness.setLocalState(state); return get(name).doc.clientID },
-  awareness_states: ({ name }) => Array.from(get(name).provider.awareness.getStates().entries()),
+  ...providerCommands(get),
   client_id: ({ name }) => get(name).doc.clientID,
   stats: ({ name }) => {
     const c = get(name)
@@ -57,19 +50,7 @@ const commands = {
   close: ({ name }) => { const c = get(name); c.provider.destroy(); c.doc.destroy(); clients.delete(name); return true }
 }
 
-const rl = readline.createInterface({ input: process.stdin })
-rl.on('line', (line) => {
-  let request
-  try {
-    request = JSON.parse(line)
-    const handler = commands[request.cmd]
-    if (!handler) throw new Error(`unknown command ${request.cmd}`)
-    process.stdout.write(JSON.stringify({ id: request.id, ok: handler(request) }) + '\n')
-  } catch (error) {
-    process.stdout.write(JSON.stringify({ id: request?.id ?? null, error: String(error) }) + '\n')
-  }
-})
-rl.on('close', () => {
+serveCommands(commands, () => {
   for (const c of clients.values()) c.provider.destroy()
   process.exit(0)
 })
