@@ -9,6 +9,7 @@
 
 import { performance } from 'node:perf_hooks'
 import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs'
+import { connect as tcpConnect } from 'node:net'
 import { createInterface } from 'node:readline'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -251,7 +252,7 @@ async function setupRooms ({ rooms, clientsPerRoom, capacity, onDelivery }) {
           const clock = readVarUint(data, st)
           if (client !== writerID) return
           if (track === null) return // the reference echoes to the writer; not a delivery
-          if (track.add(clock)) onDelivery(state, clock)
+          if (track.add(clock)) onDelivery(state, clock, c)
         }
       })
       client.room = state
@@ -351,12 +352,17 @@ async function scenarioLatency () {
   const samples = new Float64Array(rooms * perWriter * receivers)
   const fromDue = new Float64Array(rooms * perWriter * receivers)
   let nSamples = 0
-  const onDelivery = (state, seq) => {
+  // cfg.traceFile: every send and receipt on CLOCK_MONOTONIC (µs), which Python's
+  // time.monotonic() shares, for bench/latency_path.py's timeline.
+  const trace = cfg.traceFile ? { sent: [], recv: [] } : null
+  const mono = () => Number(process.hrtime.bigint() / 1000n)
+  const onDelivery = (state, seq, c) => {
     const t = sentAt[state.r][seq]
     if (t > 0) {
       const now = performance.now()
       fromDue[nSamples] = now - sendAt[state.r][seq]
       samples[nSamples++] = now - t
+      if (trace) trace.recv.push([state.r, seq, c, mono()])
     }
   }
   const { all, roomState, connectMs } = await setupRooms({ rooms, clientsPerRoom, capacity: perWriter, onDelivery })
@@ -384,6 +390,7 @@ async function scenarioLatency () {
           sendAt[r][k] = due(r, k)
           if (now - due(r, k) > 5) lateSends++
           sentAt[r][k] = performance.now()
+          if (trace) trace.sent.push([r, k, mono()])
           roomState[r].clients[0].send(frames[r][k])
         }
         if (next[r] < perWriter) soonest = Math.min(soonest, due(r, next[r]))
@@ -401,6 +408,7 @@ async function scenarioLatency () {
   const counts = sumTracks(tracks, expectedPer)
   const sorted = Array.from(samples.subarray(0, nSamples)).sort((a, b) => a - b)
   const sortedDue = Array.from(fromDue.subarray(0, nSamples)).sort((a, b) => a - b)
+  if (trace) writeFileSync(cfg.traceFile, JSON.stringify(trace))
   emit({
     event: 'done',
     sent: rooms * perWriter,
@@ -831,12 +839,150 @@ async function scenarioStream () {
   closeAll([source, ...clients])
 }
 
+// -- connect rate: lean y-websocket clients on raw TCP -----------------------------------------
+
+// The `ws` client costs the load generator ~400 µs of CPU per connection (its HTTP client,
+// key generation and checks), as much as either server: a connect-rate figure taken with it
+// measures the load generator. LeanClient speaks just enough RFC 6455 for a y-websocket sync:
+// a fixed upgrade request, status check, masked client frames, unmasked server frames.
+const UPGRADE_KEY = 'dGhlIHNhbXBsZSBub25jZQ==' // RFC 6455 §1.3's sample key; servers accept any
+
+class LeanClient {
+  constructor (path, onMessage) {
+    this.path = path
+    this.onMessage = onMessage
+    this.sock = null
+    this.buf = null
+    this.upgraded = false
+    this.mask = Buffer.from([0x12, 0x34, 0x56, 0x78])
+  }
+
+  connect () {
+    return new Promise((resolve, reject) => {
+      const sock = tcpConnect({ host: HOST, port: cfg.port, noDelay: true })
+      this.sock = sock
+      sock.on('connect', () => {
+        sock.write(`GET ${this.path} HTTP/1.1\r\nHost: ${HOST}:${cfg.port}\r\nUpgrade: websocket\r\n` +
+          `Connection: Upgrade\r\nSec-WebSocket-Key: ${UPGRADE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+      })
+      sock.on('data', chunk => {
+        this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk
+        if (!this.upgraded) {
+          const end = this.buf.indexOf('\r\n\r\n')
+          if (end < 0) return
+          if (this.buf.toString('latin1', 0, 12) !== 'HTTP/1.1 101') {
+            reject(new Error(`upgrade refused: ${this.buf.toString('latin1', 0, 40)}`))
+            sock.destroy()
+            return
+          }
+          this.upgraded = true
+          this.buf = this.buf.subarray(end + 4)
+          resolve()
+        }
+        this.parse()
+      })
+      sock.on('error', err => { if (!this.upgraded) reject(err) })
+    })
+  }
+
+  parse () {
+    let buf = this.buf
+    while (buf.length >= 2) {
+      let len = buf[1] & 0x7f
+      let head = 2
+      if (len === 126) { if (buf.length < 4) break; len = buf.readUInt16BE(2); head = 4 }
+      else if (len === 127) { if (buf.length < 10) break; len = Number(buf.readBigUInt64BE(2)); head = 10 }
+      if (buf.length < head + len) break
+      const opcode = buf[0] & 0x0f
+      if (opcode === 2) this.onMessage(this, buf.subarray(head, head + len))
+      buf = buf.subarray(head + len)
+    }
+    this.buf = buf.length ? buf : null
+  }
+
+  send (data) {
+    const n = data.length
+    const head = n < 126 ? Buffer.from([0x82, 0x80 | n]) : Buffer.from([0x82, 0xfe, n >> 8, n & 0xff])
+    const body = Buffer.allocUnsafe(n)
+    for (let i = 0; i < n; i++) body[i] = data[i] ^ this.mask[i & 3]
+    this.sock.write(Buffer.concat([head, this.mask, body]))
+  }
+
+  close () { this.sock.destroy() }
+}
+
+/** New y-websocket connections to one room with content, each until it is synced. */
+async function scenarioConnect () {
+  const { connections, parallel = 100, edits = 1000 } = cfg
+  const path = `/connect-${cfg.tag ?? 'r'}`
+  // The room's content: `edits` keystrokes, relayed to an observer before the measured phase.
+  let relayed = 0
+  const observer = new Client(`${BASE}${path}`, (self, data) => {
+    if (data[0] === 0 && data[1] === 0) { self.send(SYNC_STEP2_EMPTY); self.greeted = true }
+    else if (data[0] === 0 && data[1] === 2) relayed++
+  })
+  const writer = new Client(`${BASE}${path}`, (self, data) => {
+    if (data[0] === 0 && data[1] === 0) { self.send(SYNC_STEP2_EMPTY); self.greeted = true }
+  })
+  await observer.connect()
+  await writer.connect()
+  await waitUntil(() => observer.greeted && writer.greeted, 10000, 'greeting')
+  for (const frame of typingUpdates(900000, edits)) writer.send(frame)
+  await waitUntil(() => relayed >= edits, 60000, 'room content')
+  const clients = []
+  for (let i = 0; i < connections; i++) {
+    clients.push(new LeanClient(path, (self, data) => {
+      // Like a y-websocket provider: answer the server's step 1, synced on its step 2.
+      if (data[0] !== 0) return
+      if (data[1] === 0) self.send(SYNC_STEP2_EMPTY)
+      else if (data[1] === 1 && self.onSynced) self.onSynced()
+    }))
+  }
+  emit({ event: 'ready', connections: 2, edits })
+  await waitCommand('go', 120000)
+  const cpu0 = cpuSeconds()
+  const t0 = performance.now()
+  let next = 0
+  let failed = 0
+  let synced = 0
+  async function worker () {
+    while (next < clients.length) {
+      const c = clients[next++]
+      try {
+        const done = new Promise((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('sync timeout')), 30000)
+          c.onSynced = () => { clearTimeout(timer); c.onSynced = null; resolve() }
+        })
+        await c.connect()
+        c.send(SYNC_STEP1_EMPTY)
+        await done
+        synced++
+      } catch { failed++ }
+    }
+  }
+  const workers = []
+  for (let i = 0; i < parallel; i++) workers.push(worker())
+  await Promise.race([Promise.all(workers), sleep(120000)])
+  const elapsedMs = performance.now() - t0
+  emit({
+    event: 'done',
+    connections: synced,
+    failed,
+    connect_ms: elapsedMs,
+    connects_per_s: synced / (elapsedMs / 1000),
+    loadgen_cpu_s: cpuSeconds() - cpu0
+  })
+  await waitCommand('quit', 120000).catch(() => {})
+  closeAll([observer, writer, ...clients])
+}
+
 // -- main --------------------------------------------------------------------------------------
 
 const scenarios = {
   fanout: scenarioFanout,
   latency: scenarioLatency,
   idle: scenarioIdle,
+  connect: scenarioConnect,
   join: scenarioJoin,
   signal: scenarioSignal,
   stream: scenarioStream

@@ -60,8 +60,11 @@ class GatedStore(MemoryStore):
         self.gate.set()
         self.failures = 0
         self.batches: list[int] = []
+        self.committing = threading.Event()
+        """Set once a commit has started (and may be waiting for the gate)."""
 
     def append(self, updates: Sequence[tuple[RoomName, bytes]]) -> list[int]:
+        self.committing.set()
         assert self.gate.wait(timeout=10)
         if self.failures:
             self.failures -= 1
@@ -115,6 +118,38 @@ async def test_one_transaction_for_updates_of_one_loop_turn(
     await hub.flush()
     assert store.batches == [50]
     assert b.updates() == updates
+
+
+async def test_turns_that_wait_for_a_commit_share_the_next_one(
+    hub: RoomHub, store: GatedStore
+) -> None:
+    """Group commit across turns: one fsync for everything that came in during the last."""
+    a, b = FakePeer("a"), FakePeer("b")
+    room = await hub.join(R, a)
+    await hub.join(R, b)
+    updates = text_updates("first", " second", " third", " fourth")
+    store.gate.clear()
+    room.receive(a, sync_update(updates[0]))
+    await wait_for(store.committing.is_set)  # the first commit is in flight
+    for update in updates[1:]:
+        room.receive(a, sync_update(update))
+        await asyncio.sleep(0)  # one loop turn each: three hand-overs to the writer thread
+    assert b.updates() == []
+    store.gate.set()
+    await hub.flush()
+    assert store.batches == [1, 3]
+    assert b.updates() == updates
+
+
+async def test_after_commit_runs_once_per_commit_after_its_callbacks() -> None:
+    """The server's Outbox flush: what the callbacks relayed leaves in the same loop turn."""
+    seen: list[str] = []
+    store = MemoryStore()
+    async with StoreWriter(lambda: store, after_commit=lambda: seen.append("after")) as writer:
+        writer.append(R, b"one", lambda seq: seen.append(f"done {seq}"))
+        writer.append(R, b"two", lambda seq: seen.append(f"done {seq}"))
+        await writer.flush()
+        assert seen == ["done 1", "done 2", "after"]
 
 
 async def test_failed_commits_are_retried_in_order(hub: RoomHub, store: GatedStore) -> None:

@@ -70,3 +70,39 @@ def test_medians_verdicts_and_faults_of_every_run(bench: ModuleType) -> None:
     text = bench.markdown(report)
     assert "| edrys | 2.00 |" in text
     assert "fanout-1x100 / reference: boom" in text
+
+
+def test_issue19_verdicts_connect_ratio_and_memory_after_gc(bench: ModuleType) -> None:
+    def connect(server: str, rate: float) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "server_cpu_s": 0.6,
+            "load": {"connections": 3000, "connects_per_s": rate, "loadgen_cpu_s": 0.4},
+        }
+        out.update(bench.derive(bench.SCENARIOS["connect-1room"], out))
+        return {"scenario": "connect-1room", "server": server, **out}
+
+    def idle(server: str, before: int, after: int) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "server_cpu_s": 1.0,
+            "load": {"connections": 1000},
+            "rss_ready": before,
+            "rss_done": after + 4096 * 1000,  # garbage a collection frees
+            "rss_ready_gc": before,
+            "rss_done_gc": after,
+        }
+        out.update(bench.derive(bench.SCENARIOS["idle-5000"], out))
+        return {"scenario": "idle-5000", "server": server, **out}
+
+    runs = [
+        connect("edrys", 4400.0),
+        connect("reference", 3000.0),
+        idle("edrys", 10_000_000, 10_000_000 + 6 * 1024 * 1000),
+        idle("reference", 10_000_000, 10_000_000 + 12 * 1024 * 1000),
+    ]
+    assert runs[0]["cpu_us_per_connection"] == pytest.approx(200.0)
+    assert runs[2]["kib_per_connection_gc"] == pytest.approx(6.0)
+    assert runs[2]["kb_per_connection"] == pytest.approx(10.0)
+    lines = bench.verdicts(bench.summarise(runs))
+    assert any("1.47×" in line and "MISSED" in line for line in lines)  # 4400/3000 < 1.5
+    memory = "6.0 KiB/connection after GC vs 12.0 KiB"
+    assert any(memory in line and "MET" in line for line in lines)

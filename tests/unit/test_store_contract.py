@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from edrys_relay.cli import build_parser
+from edrys_relay.config import Settings
 from edrys_relay.protocol.routing import RoomName
+from edrys_relay.storage import open_store
 from edrys_relay.storage.base import Record, SchemaTooNew, Store, StoreError
 from edrys_relay.storage.memory import MemoryStore
 from edrys_relay.storage.sqlite import DB_FILENAME, SCHEMA_VERSION, SQLiteStore
@@ -153,6 +156,21 @@ def test_sqlite_survives_reopen_and_uses_wal_full(tmp_path: Path) -> None:
     assert [r.update for r in reopened.load(A)] == [b"kept"]
     assert reopened._write.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     reopened.close()
+
+
+def test_sqlite_synchronous_normal_is_opt_in_from_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--sqlite-synchronous (env EDRYS_RELAY_SQLITE_SYNCHRONOUS) reaches both connections."""
+    assert build_parser().parse_args(["serve"]).sqlite_synchronous == "full"
+    monkeypatch.setenv("EDRYS_RELAY_SQLITE_SYNCHRONOUS", "normal")
+    args = build_parser().parse_args(["serve"])
+    assert args.sqlite_synchronous == "normal"
+    store = open_store(Settings(data_dir=str(tmp_path), sqlite_synchronous="normal"))
+    assert isinstance(store, SQLiteStore)
+    for conn in (store._write, store._read):
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    store.close()
 
 
 def test_sqlite_refuses_a_newer_schema_untouched(tmp_path: Path) -> None:

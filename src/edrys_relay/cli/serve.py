@@ -120,6 +120,14 @@ def _add_storage_flags(serve: argparse.ArgumentParser) -> None:
         default=DEFAULTS.compact_bytes,
         help="... or after this many bytes of new updates (default %(default)s)",
     )
+    serve.add_argument(
+        "--sqlite-synchronous",
+        choices=["full", "normal"],
+        default=os.environ.get("EDRYS_RELAY_SQLITE_SYNCHRONOUS") or DEFAULTS.sqlite_synchronous,
+        help="full: every update is on the disk before anyone sees it (survives a power loss); "
+        "normal: saves an fsync per relay, survives kill -9 but a power loss may take the "
+        "last updates (env EDRYS_RELAY_SQLITE_SYNCHRONOUS; default %(default)s)",
+    )
 
 
 def _add_stream_flags(serve: argparse.ArgumentParser) -> None:
@@ -412,6 +420,7 @@ def run(args: argparse.Namespace) -> int:
         store=args.store,
         data_dir=args.data_dir,
         compact_updates=args.compact_updates,
+        sqlite_synchronous=args.sqlite_synchronous,
         compact_bytes=args.compact_bytes,
         **stream_settings(args),
         **bridge_settings(args),
@@ -541,7 +550,10 @@ def _storage_line(settings: Settings) -> str:
         return f"storage: Redis at {redact_url(settings.redis_url)}, shared with every node"
     if settings.store == "memory":
         return "storage: memory (classrooms are lost when the server stops)"
-    return f"storage: sqlite in {Path(settings.data_dir).resolve()}"
+    where = f"storage: sqlite in {Path(settings.data_dir).resolve()}"
+    if settings.sqlite_synchronous == "normal":
+        return f"{where} (synchronous=normal: a power loss may take the last updates)"
+    return where
 
 
 __all__ = [

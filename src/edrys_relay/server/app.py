@@ -110,6 +110,7 @@ class RelayServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.outbox = Outbox()
         self.metrics = RelayMetrics()
         self.bus: RoomBus
         if settings.redis_url is not None:
@@ -120,8 +121,11 @@ class RelayServer:
             )
             self.metrics.register(RedisCollector(redis_bus))
         else:
+            # What a commit's callbacks relayed leaves in the loop turn the commit completed in.
             writer = StoreWriter(
-                lambda: open_store(settings), observe_commit=self.metrics.commit_seconds.observe
+                lambda: open_store(settings),
+                after_commit=self.outbox.flush,
+                observe_commit=self.metrics.commit_seconds.observe,
             )
             self.bus = LocalBus(writer)
         self.rooms = RoomHub(settings, self.bus)
@@ -138,7 +142,6 @@ class RelayServer:
             max_topics_per_connection=settings.max_topics_per_connection,
             max_subscribers_per_topic=settings.max_subscribers_per_topic,
         )
-        self.outbox = Outbox()
         self.server_header = f"edrys-relay/{__version__}"
         self.wire_logger = RedactingLogger(logging.getLogger("websockets.server"))
         self.select_subprotocol = select_subprotocol

@@ -227,6 +227,11 @@ class Connection(asyncio.BufferedProtocol):
                 self._handshake(event)
         # After the events: the upgrade request counts for the door it was routed to.
         self.traffic.bytes_in += nbytes
+        if self._queued is not None:
+            # This connection's own answers (the 101 with its greeting, a sync answer) leave
+            # now, not after every other callback of the turn; what the read relayed to
+            # others still waits for the Outbox's one write per receiver per turn.
+            self.flush()
 
     def eof_received(self) -> None:
         self.ws.receive_eof()

@@ -48,11 +48,12 @@ class Flushable(Protocol):
 class Outbox:
     """Frames each message once and flushes queued frames once per event-loop turn."""
 
-    __slots__ = ("_dirty", "_last_data", "_last_frame", "_loop")
+    __slots__ = ("_dirty", "_handle", "_last_data", "_last_frame", "_loop")
 
     def __init__(self) -> None:
         self._dirty: list[Flushable] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.Handle | None = None
         self._last_data: bytes | str | None = None
         self._last_frame = b""
 
@@ -67,11 +68,17 @@ class Outbox:
         if not self._dirty:
             if self._loop is None:
                 self._loop = asyncio.get_running_loop()
-            self._loop.call_soon(self.flush)
+            self._handle = self._loop.call_soon(self.flush)
         self._dirty.append(peer)
 
     def flush(self) -> None:
-        """Write every queued frame; each connection gets one write call."""
+        """Write every queued frame; each connection gets one write call.
+
+        Runs at the end of the loop turn, or earlier when called (after a store commit).
+        """
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
         dirty, self._dirty = self._dirty, []
         self._last_data, self._last_frame = None, b""
         for peer in dirty:

@@ -20,7 +20,7 @@ def open_store(settings: Settings) -> Store:
         return MemoryStore()
     from edrys_relay.storage.sqlite import SQLiteStore
 
-    return SQLiteStore(Path(settings.data_dir))
+    return SQLiteStore(Path(settings.data_dir), synchronous=settings.sqlite_synchronous)
 
 
 __all__ = ["open_store"]

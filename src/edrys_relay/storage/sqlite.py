@@ -1,7 +1,9 @@
 """The default store: one SQLite database (WAL, ``synchronous=FULL``) in the data directory.
 
-Durability (docs/threats.md F1, F2): with WAL and ``synchronous=FULL`` a committed transaction
-survives a crash of the process and a power loss (sqlite.org/pragma.html#pragma_synchronous).
+Durability (docs/threats.md F1, F2): with WAL and ``synchronous=FULL`` (the default) a committed
+transaction survives a crash of the process and a power loss; with ``synchronous=NORMAL``
+(``--sqlite-synchronous normal``) it survives a crash of the process, and a power loss may take
+the last ones (sqlite.org/pragma.html#pragma_synchronous).
 The schema version lives in ``PRAGMA user_version``; a database written by a newer version is
 refused with :class:`SchemaTooNew`, never rewritten. The writer thread and the loader thread
 each own one connection; SQLite serialises them.
@@ -16,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from edrys_relay.protocol.routing import RoomName
 from edrys_relay.storage.base import Record, RoomInfo, SchemaTooNew, StoreError
@@ -71,8 +74,10 @@ class SQLiteStore:
         *,
         busy_timeout_seconds: float = 10.0,
         clock: Callable[[], float] = time.time,
+        synchronous: Literal["full", "normal"] = "full",
     ) -> None:
         self.path = Path(data_dir) / DB_FILENAME
+        self._synchronous = {"full": "FULL", "normal": "NORMAL"}[synchronous]
         self._clock = clock
         self._busy_ms = int(busy_timeout_seconds * 1000)
         prepare_data_dir(Path(data_dir))
@@ -90,7 +95,7 @@ class SQLiteStore:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         return conn
 
     def _migrate(self) -> None:
