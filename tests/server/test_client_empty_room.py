@@ -118,3 +118,18 @@ def test_classroom_takes_the_addresses_people_type(server: str, expected: str) -
 def test_classroom_refuses_bad_addresses(server: str, room: str, options: ClientOptions) -> None:
     with pytest.raises(ValueError):
         Classroom(server, room, options=options)
+
+
+async def test_leaving_closes_the_signaling_connection_normally(
+    relay: RelayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="edrys_relay.server.app")
+    url = f"ws://127.0.0.1:{relay.port}"
+    async with Classroom(url, room_name(), transport="webrtc") as classroom:
+        async with asyncio.timeout(SYNC):
+            await classroom.wait_synced()
+    async with asyncio.timeout(SYNC):
+        while not any("closed" in r.getMessage() for r in caplog.records):
+            await asyncio.sleep(0.01)
+    closes = [r.getMessage() for r in caplog.records if " closed " in r.getMessage()]
+    assert closes and all("code=1000" in line for line in closes), closes

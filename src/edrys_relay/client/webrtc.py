@@ -119,6 +119,10 @@ class WebRtcTransport:
     async def close(self) -> None:
         for signaling in self._signaling:
             await signaling.send({"type": "unsubscribe", "topics": [self.room]})
+        for signaling in self._signaling:
+            # a normal close (1000); cancelling the task inside ``connect`` would send 1011
+            if signaling.connection is not None:
+                await signaling.connection.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
